@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# Copyright: privreg.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: registry_htpasswd
+short_description: Keep the registry's htpasswd file, bcrypt entries only
+version_added: 0.1.0
+description:
+  - Adds, updates and removes users in an htpasswd file as the registry's C(htpasswd)
+    auth reads it. Every entry written is bcrypt (the registry ignores other hashes).
+  - A user's entry is rewritten only when the password no longer verifies against it, so
+    repeated runs change nothing.
+  - With O(exclusive=true), users that are not listed are removed.
+  - The file is written atomically; the diff shows user names only, never hashes or passwords.
+  - The registry reads the file once at start; restart it when this module reports a change.
+author:
+  - privreg.registry contributors
+requirements:
+  - passlib (or libpass, its maintained drop-in) with bcrypt, on the managed host.
+    Debian - python3-passlib and python3-bcrypt.
+attributes:
+  check_mode:
+    support: full
+    description: Reports which users would be added, updated or removed.
+  diff_mode:
+    support: full
+    description: Lists user names before and after; passwords and hashes never appear.
+options:
+  path:
+    description: Path of the htpasswd file. It is created when missing.
+    type: path
+    required: true
+  users:
+    description: Users to keep in the file (or remove, with C(state=absent)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: User name. It may not contain C(:) and may not be empty.
+        type: str
+        required: true
+      password:
+        description: Password for the user. Required and not empty when O(users[].state=present).
+        type: str
+      state:
+        description: Whether the user should be in the file.
+        type: str
+        choices: [present, absent]
+        default: present
+  exclusive:
+    description: Remove every user that O(users) does not list as present.
+    type: bool
+    default: false
+  cost:
+    description:
+      - bcrypt cost for new hashes. The registry checks the hash on every request with
+        basic auth, so very high costs slow down pushes and pulls.
+    type: int
+    default: 10
+  mode:
+    description: Mode of the file.
+    type: raw
+    default: "0600"
+  owner:
+    description: Owner of the file.
+    type: str
+  group:
+    description: Group of the file.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Registry users, nobody else
+  privreg.registry.registry_htpasswd:
+    path: /opt/registry/security/htpasswd
+    exclusive: true
+    users:
+      - name: ci
+        password: "{{ vault_registry_ci_password }}"
+      - name: alice
+        password: "{{ vault_registry_alice_password }}"
+  notify: Restart registry
+
+- name: Remove a user who left
+  privreg.registry.registry_htpasswd:
+    path: /opt/registry/security/htpasswd
+    users:
+      - name: bob
+        state: absent
+"""
+
+RETURN = r"""
+added:
+  description: Users that were (or would be) added.
+  returned: always
+  type: list
+  elements: str
+  sample: [alice]
+updated:
+  description: Users whose password was (or would be) rehashed.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Users that were (or would be) removed.
+  returned: always
+  type: list
+  elements: str
+users:
+  description: User names in the file after this run.
+  returned: always
+  type: list
+  elements: str
+path:
+  description: Path of the htpasswd file.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.privreg.registry.plugins.module_utils import htpasswd
+from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
+    atomic_write,
+    ensure_attributes,
+    read_bytes,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            users=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    name=dict(type="str", required=True),
+                    password=dict(type="str", no_log=True),
+                    state=dict(type="str", choices=["present", "absent"], default="present"),
+                ),
+            ),
+            exclusive=dict(type="bool", default=False),
+            cost=dict(type="int", default=10),
+            mode=dict(type="raw", default="0600"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    if not htpasswd.HAS_PASSLIB:
+        module.fail_json(
+            msg=missing_required_lib("passlib (Debian: python3-passlib; pip: libpass) and bcrypt"),
+            exception=str(htpasswd.PASSLIB_IMPORT_ERROR),
+        )
+    p = module.params
+    if not 4 <= p["cost"] <= 31:
+        module.fail_json(msg="cost must be between 4 and 31 (bcrypt's range); 10 is a good value")
+
+    current = read_bytes(p["path"])
+    try:
+        entries = htpasswd.parse(to_text(current or b""))
+        new, added, updated, removed = htpasswd.plan(entries, p["users"], p["exclusive"], p["cost"])
+    except htpasswd.HtpasswdError as exc:
+        module.fail_json(msg="%s (path=%s)" % (exc, p["path"]))
+
+    foreign = [name for name, hashed in new.items() if not htpasswd.is_bcrypt(hashed)]
+    if foreign:
+        module.warn(
+            "htpasswd entries for %s are not bcrypt; the registry ignores them. List these "
+            "users with a password, or use exclusive: true." % ", ".join(sorted(foreign))
+        )
+
+    changed = bool(added or updated or removed) or current is None
+    if changed and not module.check_mode:
+        atomic_write(p["path"], to_bytes(htpasswd.render(new)), 0o600)
+    if current is not None or not module.check_mode:
+        changed = ensure_attributes(module, p["path"], p["mode"], p["owner"], p["group"], changed)
+
+    result = dict(
+        changed=changed,
+        path=p["path"],
+        added=added,
+        updated=updated,
+        removed=removed,
+        users=list(new),
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before_header=p["path"],
+            after_header=p["path"],
+            before="" if current is None else htpasswd.names_text(entries),
+            after=htpasswd.names_text(new, marked=updated),
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright: privreg.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: registry_tls
+short_description: Keep a private CA and the registry's server certificate
+version_added: 0.1.0
+description:
+  - Creates a private certificate authority and a server key and certificate signed by it,
+    or keeps the existing ones when they are still right.
+  - The server certificate is reissued only when needed - missing files, a key that does
+    not match, a different set of subject alternative names or common name, expiry within
+    O(renew_before_days), or a certificate the current CA did not sign.
+  - The CA is replaced only when it is missing, its key does not match, or it expires within
+    O(renew_before_days). Clients must then fetch the new CA again.
+  - With O(state=verify) nothing is written - operator-provided material is checked
+    (key matches, signed by the CA, not expired) and the names it lacks are reported.
+  - Private keys are written atomically with mode C(0600); certificates with C(0644).
+author:
+  - privreg.registry contributors
+requirements:
+  - cryptography >= 3.3 on the managed host
+extends_documentation_fragment: []
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be regenerated and why, without writing.
+  diff_mode:
+    support: full
+    description: Shows subjects, names, expiry and fingerprints; never key material.
+options:
+  state:
+    description:
+      - V(present) creates or keeps the CA and server certificate.
+      - V(verify) only checks existing files and fails when they cannot work together.
+    type: str
+    choices: [present, verify]
+    default: present
+  ca_cert_path:
+    description: Path of the CA certificate (PEM).
+    type: path
+    required: true
+  ca_key_path:
+    description:
+      - Path of the CA private key (PEM, unencrypted). Required with O(state=present).
+    type: path
+  cert_path:
+    description: Path of the server certificate (PEM).
+    type: path
+    required: true
+  key_path:
+    description: Path of the server private key (PEM, unencrypted).
+    type: path
+    required: true
+  common_name:
+    description:
+      - Common name of the server certificate. Defaults to the first DNS name in
+        O(subject_alt_names). Clients ignore it; the names that matter are the SANs.
+    type: str
+  subject_alt_names:
+    description:
+      - Every DNS name and IP address clients use to reach the registry.
+      - Bare values that parse as IP addresses become IP SANs, others DNS SANs;
+        C(DNS:) and C(IP:) prefixes are accepted too.
+      - With O(state=verify), names the certificate lacks are returned in RV(missing_sans).
+    type: list
+    elements: str
+    default: []
+  ca_common_name:
+    description: Common name of the CA certificate when one is created.
+    type: str
+    default: privreg registry CA
+  valid_days:
+    description: Lifetime of a newly issued server certificate, in days.
+    type: int
+    default: 365
+  ca_valid_days:
+    description: Lifetime of a newly created CA certificate, in days.
+    type: int
+    default: 3650
+  renew_before_days:
+    description: Reissue a certificate (or replace the CA) that expires within this many days.
+    type: int
+    default: 30
+  key_type:
+    description: Type of newly generated private keys.
+    type: str
+    choices: [rsa, ecdsa]
+    default: rsa
+  key_size:
+    description:
+      - Bits for RSA keys (at least 2048), or the curve size for ECDSA keys (256, 384, 521).
+      - Defaults to 2048 for RSA and 256 for ECDSA. Existing keys are kept even when
+        this changes; remove the key file to roll it.
+    type: int
+  force:
+    description: Reissue the server certificate even when nothing requires it.
+    type: bool
+    default: false
+  owner:
+    description: Owner of the written files.
+    type: str
+  group:
+    description: Group of the written files.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Keep the registry's CA and server certificate
+  privreg.registry.registry_tls:
+    ca_cert_path: /opt/registry/certs/ca.crt
+    ca_key_path: /opt/registry/security/ca.key
+    cert_path: /opt/registry/certs/server.crt
+    key_path: /opt/registry/certs/server.key
+    subject_alt_names:
+      - registry.example.com
+      - registry
+      - 10.0.0.5
+  register: registry_cert
+
+- name: Check certificates an operator provided (Let's Encrypt, corporate CA)
+  privreg.registry.registry_tls:
+    state: verify
+    ca_cert_path: /opt/registry/certs/ca.crt
+    cert_path: /opt/registry/certs/server.crt
+    key_path: /opt/registry/certs/server.key
+    subject_alt_names: [registry.example.com]
+"""
+
+RETURN = r"""
+ca_cert_path:
+  description: Path of the CA certificate.
+  returned: always
+  type: str
+cert_path:
+  description: Path of the server certificate.
+  returned: always
+  type: str
+key_path:
+  description: Path of the server private key.
+  returned: always
+  type: str
+subject_alt_names:
+  description: SANs of the server certificate (as it is, or would be after this run).
+  returned: always
+  type: list
+  elements: str
+  sample: ["DNS:registry.example.com", "IP:10.0.0.5"]
+not_after:
+  description: Expiry of the server certificate, UTC.
+  returned: always
+  type: str
+  sample: "2027-11-22T10:00:00Z"
+fingerprint:
+  description: SHA-256 fingerprint of the server certificate. Empty in check mode when it would be reissued.
+  returned: always
+  type: str
+ca_not_after:
+  description: Expiry of the CA certificate, UTC.
+  returned: always
+  type: str
+ca_fingerprint:
+  description: SHA-256 fingerprint of the CA certificate. Empty in check mode when it would be created.
+  returned: always
+  type: str
+ca_changed:
+  description: Whether the CA was (or would be) created or replaced. Clients need the new CA then.
+  returned: always
+  type: bool
+reasons:
+  description:
+    - Why the server certificate was (or would be) issued, for example C(missing),
+      C(sans_changed), C(expiring), C(key_mismatch), C(not_issued_by_ca), C(ca_renewed).
+    - With O(state=verify), the problems found.
+  returned: always
+  type: list
+  elements: str
+missing_sans:
+  description: Requested names the certificate does not cover (mostly useful with O(state=verify)).
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.privreg.registry.plugins.module_utils import tls
+from ansible_collections.privreg.registry.plugins.module_utils.certificates import (
+    RegistryCertificates,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["present", "verify"], default="present"),
+            ca_cert_path=dict(type="path", required=True),
+            ca_key_path=dict(type="path"),
+            cert_path=dict(type="path", required=True),
+            key_path=dict(type="path", required=True, no_log=False),
+            common_name=dict(type="str"),
+            subject_alt_names=dict(type="list", elements="str", default=[]),
+            ca_common_name=dict(type="str", default="privreg registry CA"),
+            valid_days=dict(type="int", default=365),
+            ca_valid_days=dict(type="int", default=3650),
+            renew_before_days=dict(type="int", default=30),
+            key_type=dict(type="str", choices=["rsa", "ecdsa"], default="rsa"),
+            key_size=dict(type="int"),
+            force=dict(type="bool", default=False),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+        ),
+        required_if=[("state", "present", ["ca_key_path"])],
+        supports_check_mode=True,
+    )
+    if not tls.HAS_CRYPTOGRAPHY:
+        module.fail_json(
+            msg=missing_required_lib("cryptography (Debian: python3-cryptography)"),
+            exception=str(tls.CRYPTOGRAPHY_IMPORT_ERROR),
+        )
+    try:
+        result = RegistryCertificates(module).run()
+    except tls.TLSMaterialError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
