@@ -1,0 +1,102 @@
+"""Hosts of the scenario as testinfra hosts, and small helpers that run on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import uuid
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+REGISTRY_PORT = 5000
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    return AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def _host(name):
+    # docker exec into the test container (the inventory's address for the instance).
+    return testinfra.get_host("docker://privreg-mol-" + name)
+
+
+@pytest.fixture(scope="session")
+def server():
+    return _host("registry")
+
+
+@pytest.fixture(scope="session")
+def client_a():
+    return _host("client-a")
+
+
+@pytest.fixture(scope="session")
+def client_b():
+    return _host("client-b")
+
+
+@pytest.fixture(scope="session")
+def outsider():
+    return _host("outsider")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The address clients use: the server's host name on the test network, never localhost."""
+    return "registry:%d" % REGISTRY_PORT
+
+
+@pytest.fixture(scope="session")
+def credentials(inventory):
+    def _for(name):
+        variables = inventory.get_variables(name)
+        return variables["registry_client_username"], variables["registry_client_password"]
+
+    return _for
+
+
+# Python on the hosts speaks HTTPS with the system trust store: what curl or skopeo would see.
+_HTTP_PROBE = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(url, method=sys.argv[4] if len(sys.argv) > 4 else "GET")
+request.add_header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+if user:
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    request.add_header("Authorization", "Basic " + token)
+try:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        out = {"status": response.status, "headers": dict(response.headers),
+               "body": response.read().decode(errors="replace")}
+except urllib.error.HTTPError as exc:
+    out = {"status": exc.code, "headers": dict(exc.headers),
+           "body": exc.read().decode(errors="replace")}
+except (urllib.error.URLError, ssl.SSLError, OSError) as exc:
+    out = {"status": None, "error": repr(getattr(exc, "reason", exc))}
+print(json.dumps(out))
+"""
+
+
+def http(host, url, user="", password="", method="GET"):
+    """Make one HTTP request from a test host; return status, headers, body or error."""
+    args = " ".join(shlex.quote(a) for a in [url, user, password, method])
+    result = host.run("python3 -c %s %s" % (shlex.quote(_HTTP_PROBE), args))
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def unique_image(host, repository):
+    """Build a one-layer image whose content is unique to this run, tagged for repository."""
+    tag = uuid.uuid4().hex[:12]
+    reference = "%s:%s" % (repository, tag)
+    host.check_output(
+        "set -e; d=$(mktemp -d); echo %s > $d/payload; tar -C $d -cf - payload "
+        "| docker import --change 'CMD [\"/payload\"]' - %s >/dev/null; rm -rf $d",
+        tag,
+        reference,
+    )
+    return reference, tag
