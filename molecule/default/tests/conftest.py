@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 REGISTRY_PORT = 5000
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +104,28 @@ def unique_image(host, repository):
         reference,
     )
     return reference, tag
+
+
+def converge(*args, inventories=()):
+    """Run the scenario's converge playbook with extra arguments; return (rc, output)."""
+    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    for extra in inventories:
+        command += ["-i", str(extra)]
+    command += [str(SCENARIO_DIR / "converge.yml"), *args]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def recap(output):
+    """host -> counters from the PLAY RECAP of an ansible-playbook run."""
+    hosts = {}
+    for name, counters in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.MULTILINE):
+        hosts[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    return hosts

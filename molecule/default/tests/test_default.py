@@ -4,17 +4,13 @@ registry's host name, pulls on another with the same digest; what must fail, fai
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import http, unique_image
+from conftest import converge, http, recap, unique_image
 
 BCRYPT_LINE = re.compile(r"^[^:\s]+:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
-SCENARIO_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -136,38 +132,96 @@ def test_certificate_names_the_host_clients_use(server):
     assert "value='registry'" in sans
 
 
-def test_refused_input_changes_nothing(server):
+SERVER_STATE = (
+    "sha256sum /opt/registry/config/config.yml /opt/registry/security/htpasswd "
+    "/opt/registry/certs/server.crt; docker inspect -f '{{.State.StartedAt}}' registry"
+)
+
+
+@pytest.mark.parametrize(
+    ("bad_vars", "message"),
+    [
+        (
+            {"registry_server_users": [{"name": "bad:name", "password": "x"}]},
+            "registry_server_users[0] name bad:name contains ':'",
+        ),
+        (
+            {"registry_server_users": [{"name": "nopass", "password": ""}]},
+            "registry_server_users[0] (nopass) has an empty password",
+        ),
+        ({"registry_server_tls_mode": "provided"}, "registry_server_tls_certificate"),
+        ({"registry_server_tls_mode": "none"}, "registry_server_tls_none_opt_in: true"),
+        (
+            {"registry_server_tls_mode": "none", "registry_server_tls_none_opt_in": True},
+            "registry_server_auth_over_http_opt_in: true",
+        ),
+        ({"registry_server_tls_mode": "letsencrypt"}, "registry_server_tls_mode"),
+        ({"registry_server_image_archive": "/nonexistent.tar"}, "/nonexistent.tar"),
+    ],
+    ids=[
+        "colon-in-name",
+        "empty-password",
+        "provided-without-cert",
+        "http-without-opt-in",
+        "auth-over-http",
+        "unknown-tls-mode",
+        "missing-archive",
+    ],
+)
+def test_refused_input_changes_nothing(server, bad_vars, message):
     """A bad variable stops the play before any task changes the host."""
-    state = (
-        "sha256sum /opt/registry/config/config.yml /opt/registry/security/htpasswd "
-        "/opt/registry/certs/server.crt; docker inspect -f '{{.State.StartedAt}}' registry"
+    before = server.check_output(SERVER_STATE)
+    # Also ask for a change that would show if the play got far enough to make it.
+    extra = dict(bad_vars, registry_server_storage_delete_enabled=True)
+    rc, output = converge("--limit", "registry", "-e", json.dumps(extra))
+    assert rc != 0
+    assert message in output
+    assert recap(output)["registry"]["changed"] == 0
+    assert server.check_output(SERVER_STATE) == before
+
+
+def test_check_mode_on_converged_hosts_reports_no_change():
+    rc, output = converge("--check", "--diff")
+    assert rc == 0, output
+    hosts = recap(output)
+    assert set(hosts) >= {"registry", "client-a", "client-b"}
+    assert all(counters["changed"] == 0 for counters in hosts.values()), hosts
+
+
+def test_new_user_works_after_converge_restarts_the_registry(server, client_b, registry):
+    """htpasswd is read at start only: a user added by the role must work right away."""
+    users = [
+        {"name": "pusher", "password": "molecule-pusher-pw"},
+        {"name": "puller", "password": "molecule-puller-pw"},
+        {"name": "late", "password": "late-user-pw"},
+    ]
+    started = server.check_output("docker inspect -f '{{.State.StartedAt}}' registry")
+    rc, output = converge("--limit", "registry", "-e", json.dumps({"registry_server_users": users}))
+    assert rc == 0, output
+    assert server.check_output("docker inspect -f '{{.State.StartedAt}}' registry") != started
+    login = client_b.run(
+        "cfg=$(mktemp -d); echo late-user-pw | DOCKER_CONFIG=$cfg "
+        "docker login -u late --password-stdin %s; rc=$?; rm -rf $cfg; exit $rc",
+        registry,
     )
-    before = server.check_output(state)
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(SCENARIO_DIR / "converge.yml"),
-            "--limit",
-            "registry",
-            "-e",
-            json.dumps(
-                {
-                    "registry_server_users": [{"name": "bad:name", "password": "x"}],
-                    "registry_server_storage_delete_enabled": True,
-                }
-            ),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    assert login.rc == 0, login.stderr
+    # Back to the scenario's users: exclusive removes 'late' again.
+    rc, output = converge("--limit", "registry")
+    assert rc == 0, output
+    assert "late:" not in server.file("/opt/registry/security/htpasswd").content_string
+
+
+def test_one_more_client_is_onboarded_with_limit(server, outsider, pushed, tmp_path):
+    """--limit newhost onboards it without touching the server; then it pulls."""
+    extra = tmp_path / "newhost.yml"
+    extra.write_text(
+        "registry_clients:\n  hosts:\n    outsider:\n"
+        "      registry_client_username: puller\n"
+        "      registry_client_password: molecule-puller-pw\n"
     )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "registry_server_users[0] name bad:name contains ':'" in output
-    assert re.search(r"registry\s*:\s*ok=\d+\s+changed=0\s", output), output
-    after = server.check_output(state)
-    assert after == before
+    before = server.check_output(SERVER_STATE)
+    rc, output = converge("--limit", "outsider", inventories=[extra])
+    assert rc == 0, output
+    assert set(recap(output)) == {"outsider"}
+    assert server.check_output(SERVER_STATE) == before
+    outsider.check_output("docker pull %s", pushed["reference"])
