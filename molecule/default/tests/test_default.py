@@ -99,6 +99,7 @@ def test_secrets_are_not_world_readable(server):
         "/opt/registry/security/ca.key",
         "/opt/registry/security/htpasswd",
         "/opt/registry/security/http_secret",
+        "/opt/registry/security/registry.env",
         "/opt/registry/config/config.yml",
     ):
         f = server.file(path)
@@ -120,7 +121,13 @@ def test_config_names_exactly_one_storage_driver(server):
     assert drivers == {"filesystem"}
     assert config["http"]["tls"]["minimumtls"] == "tls1.2"
     assert config["http"]["headers"]["X-Content-Type-Options"] == ["nosniff"]
-    assert len(config["http"]["secret"]) >= 32
+    # Secrets live in the environment file, so config.yml diffs never show them.
+    assert "secret" not in config["http"]
+    env = server.file("/opt/registry/security/registry.env").content_string
+    secret = re.search(r"^REGISTRY_HTTP_SECRET=(\S+)$", env, re.MULTILINE).group(1)
+    assert len(secret) >= 32
+    running = server.check_output("docker inspect -f '{{json .Config.Env}}' registry")
+    assert "REGISTRY_HTTP_SECRET=" + secret in json.loads(running)
 
 
 def test_certificate_names_the_host_clients_use(server):
