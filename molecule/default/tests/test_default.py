@@ -8,7 +8,7 @@ import re
 
 import pytest
 import yaml
-from conftest import converge, http, recap, unique_image
+from registry_fixtures import SERVER_STATE, converge, docker_login_works, http, recap, unique_image
 
 BCRYPT_LINE = re.compile(r"^[^:\s]+:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
@@ -50,13 +50,7 @@ def test_anonymous_catalog_is_refused(client_a, registry):
 
 def test_wrong_password_fails_login(client_b, registry, credentials):
     user, _ = credentials("client-b")
-    # A throwaway DOCKER_CONFIG: the host's real login stays as it is.
-    result = client_b.run(
-        "cfg=$(mktemp -d); echo wrong-password | DOCKER_CONFIG=$cfg "
-        "docker login -u %s --password-stdin %s; rc=$?; rm -rf $cfg; exit $rc",
-        user,
-        registry,
-    )
+    result = docker_login_works(client_b, registry, user, "wrong-password")
     assert result.rc != 0
     assert "401" in result.stderr or "unauthorized" in result.stderr.lower()
 
@@ -64,13 +58,7 @@ def test_wrong_password_fails_login(client_b, registry, credentials):
 def test_right_password_logs_in(client_b, registry, credentials):
     # The positive twin of the test above: the same command with the real password works.
     user, password = credentials("client-b")
-    result = client_b.run(
-        "cfg=$(mktemp -d); echo %s | DOCKER_CONFIG=$cfg "
-        "docker login -u %s --password-stdin %s; rc=$?; rm -rf $cfg; exit $rc",
-        password,
-        user,
-        registry,
-    )
+    result = docker_login_works(client_b, registry, user, password)
     assert result.rc == 0, result.stderr
 
 
@@ -139,12 +127,6 @@ def test_certificate_names_the_host_clients_use(server):
     assert "value='registry'" in sans
 
 
-SERVER_STATE = (
-    "sha256sum /opt/registry/config/config.yml /opt/registry/security/htpasswd "
-    "/opt/registry/certs/server.crt; docker inspect -f '{{.State.StartedAt}}' registry"
-)
-
-
 @pytest.mark.parametrize(
     ("bad_vars", "message"),
     [
@@ -206,11 +188,7 @@ def test_new_user_works_after_converge_restarts_the_registry(server, client_b, r
     rc, output = converge("--limit", "registry", "-e", json.dumps({"registry_server_users": users}))
     assert rc == 0, output
     assert server.check_output("docker inspect -f '{{.State.StartedAt}}' registry") != started
-    login = client_b.run(
-        "cfg=$(mktemp -d); echo late-user-pw | DOCKER_CONFIG=$cfg "
-        "docker login -u late --password-stdin %s; rc=$?; rm -rf $cfg; exit $rc",
-        registry,
-    )
+    login = docker_login_works(client_b, registry, "late", "late-user-pw")
     assert login.rc == 0, login.stderr
     # Back to the scenario's users: exclusive removes 'late' again.
     rc, output = converge("--limit", "registry")

@@ -1,0 +1,164 @@
+"""Fixtures and helpers shared by the Molecule scenarios' testinfra tests.
+
+Each scenario's conftest.py imports everything from here. Hosts are reached with
+`docker exec` into the containers molecule/resources/create.yml made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+REGISTRY_PORT = 5000
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    return AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def test_host(name):
+    """A scenario host by its platform name (docker exec into privreg-mol-NAME)."""
+    return testinfra.get_host("docker://privreg-mol-" + name)
+
+
+test_host.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def server():
+    return test_host("registry")
+
+
+@pytest.fixture(scope="session")
+def client_a():
+    return test_host("client-a")
+
+
+@pytest.fixture(scope="session")
+def client_b():
+    return test_host("client-b")
+
+
+@pytest.fixture(scope="session")
+def outsider():
+    return test_host("outsider")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The address clients use: the server's host name on the test network, never localhost."""
+    return "registry:%d" % REGISTRY_PORT
+
+
+@pytest.fixture(scope="session")
+def credentials(inventory):
+    def _for(name):
+        variables = inventory.get_variables(name)
+        return variables["registry_client_username"], variables["registry_client_password"]
+
+    return _for
+
+
+# Python on the hosts speaks HTTPS with the system trust store: what curl or skopeo would see.
+_HTTP_PROBE = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+request = urllib.request.Request(url, method=sys.argv[4] if len(sys.argv) > 4 else "GET")
+request.add_header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+if user:
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    request.add_header("Authorization", "Basic " + token)
+try:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        out = {"status": response.status, "headers": dict(response.headers),
+               "body": response.read().decode(errors="replace")}
+except urllib.error.HTTPError as exc:
+    out = {"status": exc.code, "headers": dict(exc.headers),
+           "body": exc.read().decode(errors="replace")}
+except (urllib.error.URLError, ssl.SSLError, OSError) as exc:
+    out = {"status": None, "error": repr(getattr(exc, "reason", exc))}
+print(json.dumps(out))
+"""
+
+
+def http(host, url, user="", password="", method="GET"):
+    """Make one HTTP request from a test host; return status, headers, body or error."""
+    args = " ".join(shlex.quote(a) for a in [url, user, password, method])
+    result = host.run("python3 -c %s %s" % (shlex.quote(_HTTP_PROBE), args))
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def unique_image(host, repository):
+    """Build a one-layer image whose content is unique to this run, tagged for repository."""
+    tag = uuid.uuid4().hex[:12]
+    reference = "%s:%s" % (repository, tag)
+    host.check_output(
+        "set -e; d=$(mktemp -d); echo %s > $d/payload; tar -C $d -cf - payload "
+        "| docker import --change 'CMD [\"/payload\"]' - %s >/dev/null; rm -rf $d",
+        tag,
+        reference,
+    )
+    return reference, tag
+
+
+def converge(*args, inventories=(), playbook="playbooks/site.yml"):
+    """Run a playbook of the collection against the scenario's hosts; return (rc, output).
+    By default site.yml, which every scenario's converge step runs."""
+    command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    for extra in inventories:
+        command += ["-i", str(extra)]
+    command += [str(REPO / playbook), *args]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def recap(output):
+    """host -> counters from the PLAY RECAP of an ansible-playbook run."""
+    hosts = {}
+    for name, counters in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.MULTILINE):
+        hosts[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+    return hosts
+
+
+def docker_login_works(host, registry, user, password):
+    """docker login with a throwaway DOCKER_CONFIG: the host's own login stays as it is."""
+    return host.run(
+        "cfg=$(mktemp -d); echo %s | DOCKER_CONFIG=$cfg "
+        "docker login -u %s --password-stdin %s; rc=$?; rm -rf $cfg; exit $rc",
+        password,
+        user,
+        registry,
+    )
+
+
+def manifest_digest(host, registry, repository, tag, user, password):
+    url = "https://%s/v2/%s/manifests/%s" % (registry, repository, tag)
+    answer = http(host, url, user, password, "HEAD")
+    assert answer["status"] == 200, answer
+    return answer["headers"]["Docker-Content-Digest"]
+
+
+SERVER_STATE = (
+    "sha256sum /opt/registry/config/config.yml /opt/registry/security/htpasswd "
+    "/opt/registry/security/registry.env /opt/registry/certs/server.crt; "
+    "docker inspect -f '{{.State.StartedAt}}' registry"
+)

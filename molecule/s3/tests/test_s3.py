@@ -1,0 +1,203 @@
+"""The registry on a real S3 server, set by variable overrides only, and garbage
+collection that frees exactly the unreferenced blobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import boto3
+import pytest
+from registry_fixtures import (
+    SERVER_STATE,
+    converge,
+    http,
+    manifest_digest,
+    recap,
+    unique_image,
+)
+
+ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", Path.cwd() / "artifacts"))
+
+
+@pytest.fixture(scope="module")
+def bucket(inventory):
+    """The registry's bucket, seen through the S3 API of the storage host."""
+    variables = inventory.get_variables("storage")
+    address = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            "privreg-mol-storage",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    s3 = boto3.resource(
+        "s3",
+        endpoint_url="http://%s:8333" % address,
+        aws_access_key_id=variables["s3_access_key"],
+        aws_secret_access_key=variables["s3_secret_key"],
+        region_name="us-east-1",
+    )
+    return s3.Bucket(variables["s3_bucket"])
+
+
+def objects(bucket):
+    return {obj.key: obj.size for obj in bucket.objects.all()}
+
+
+def blob_key(digest):
+    algorithm, hexdigest = digest.split(":")
+    return "docker/registry/v2/blobs/%s/%s/%s/data" % (algorithm, hexdigest[:2], hexdigest)
+
+
+def layer_digests(host, registry, repository, tag, user, password):
+    url = "https://%s/v2/%s/manifests/%s" % (registry, repository, tag)
+    manifest = json.loads(http(host, url, user, password)["body"])
+    return [layer["digest"] for layer in manifest["layers"]], manifest["config"]["digest"]
+
+
+def test_empty_bucket_is_healthy(server, bucket):
+    """Distribution issue 2292: an empty bucket must not make the registry unhealthy.
+    The health interval is 2s with threshold 2 here, and converge plus idempotence ran
+    far longer than that."""
+    assert objects(bucket) == {}
+    health = http(server, "http://127.0.0.1:5001/debug/health")
+    assert health["status"] == 200, health
+    assert json.loads(health["body"]) == {}
+
+
+@pytest.fixture(scope="module")
+def pushed(client_a, registry):
+    reference, tag = unique_image(client_a, registry + "/s3/hello")
+    out = client_a.check_output("docker push %s", reference)
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+    return {"reference": reference, "tag": tag, "digest": digest}
+
+
+def test_push_on_one_host_pull_on_another(client_b, pushed):
+    client_b.check_output("docker pull %s", pushed["reference"])
+    inspect = "docker image inspect --format '{{json .RepoDigests}}' %s"
+    assert any(
+        d.endswith("@" + pushed["digest"])
+        for d in json.loads(client_b.check_output(inspect, pushed["reference"]))
+    )
+
+
+def test_blobs_are_in_the_bucket_and_not_on_disk(
+    server, client_a, registry, credentials, pushed, bucket
+):
+    user, password = credentials("client-a")
+    layers, config = layer_digests(client_a, registry, "s3/hello", pushed["tag"], user, password)
+    stored = objects(bucket)
+    for digest in [*layers, config, pushed["digest"]]:
+        assert blob_key(digest) in stored, digest
+    assert server.run("find /opt/registry/data -type f | head -1").stdout == ""
+
+
+def test_image_still_pulls_after_the_registry_restarts(server, client_b, pushed):
+    server.check_output("docker restart registry")
+    client_b.check_output("docker rmi %s", pushed["reference"])
+    pull = client_b.run(
+        "for i in $(seq 30); do docker pull %s && exit 0; sleep 1; done; exit 1",
+        pushed["reference"],
+    )
+    assert pull.rc == 0, pull.stderr
+    assert pushed["digest"] in pull.stdout
+
+
+def test_wrong_s3_keys_fail_clearly_and_leave_the_registry_as_it_was(server, client_b, pushed):
+    before = server.check_output(SERVER_STATE)
+    rc, output = converge(
+        "--limit", "registry", "-e", "registry_server_storage_s3_secretkey=not-the-key"
+    )
+    assert rc != 0
+    assert "The registry cannot use the s3 storage" in output
+    assert "Nothing was changed" in output
+    assert "not-the-key" not in output
+    assert recap(output)["registry"]["changed"] == 0
+    assert server.check_output(SERVER_STATE) == before
+    client_b.check_output(
+        "docker rmi %s && docker pull %s", pushed["reference"], pushed["reference"]
+    )
+
+
+def build(host, reference, files):
+    """A multi-layer image: one COPY layer per file, in order, built with no base image."""
+    script = ["set -e", "d=$(mktemp -d)", "cd $d", "echo FROM scratch > Dockerfile"]
+    for name, size, seed in files:
+        # Content fixed by the seed: the same file gives the same layer in every image.
+        script.append(
+            "python3 -c \"import random,sys; random.seed('%s'); "
+            'sys.stdout.buffer.write(random.randbytes(%d))" > %s' % (seed, size, name)
+        )
+        script.append("echo COPY %s /%s >> Dockerfile" % (name, name))
+    script += ["DOCKER_BUILDKIT=0 docker build -q -t %s . >/dev/null" % reference, "rm -rf $d"]
+    host.check_output("\n".join(script))
+
+
+def test_garbage_collection_frees_only_unreferenced_blobs(
+    server, client_a, client_b, registry, credentials, bucket
+):
+    user, password = credentials("client-a")
+    keep, drop = registry + "/s3/gc:keep", registry + "/s3/gc:drop"
+    shared = ("shared.bin", 2_000_000, "shared")
+    build(client_a, keep, [shared])
+    build(client_a, drop, [shared, ("unique.bin", 3_000_000, "unique")])
+    for reference in (keep, drop):
+        client_a.check_output("docker push %s", reference)
+    keep_layers, keep_config = layer_digests(client_a, registry, "s3/gc", "keep", user, password)
+    drop_layers, drop_config = layer_digests(client_a, registry, "s3/gc", "drop", user, password)
+    shared_layer = keep_layers[0]
+    assert drop_layers[0] == shared_layer
+    unique_layer = drop_layers[1]
+
+    digest = manifest_digest(client_a, registry, "s3/gc", "drop", user, password)
+    url = "https://%s/v2/s3/gc/manifests/%s" % (registry, digest)
+    assert http(client_a, url, user, password, "DELETE")["status"] == 202
+
+    before = objects(bucket)
+    assert blob_key(unique_layer) in before
+    rc, output = converge(playbook="playbooks/gc.yml")
+    assert rc == 0, output
+    after = objects(bucket)
+
+    assert blob_key(unique_layer) not in after
+    assert blob_key(drop_config) not in after
+    assert blob_key(shared_layer) in after
+    assert blob_key(keep_config) in after
+    freed = {key: size for key, size in before.items() if key not in after}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "s3-gc.json").write_text(
+        json.dumps({"deleted_objects": freed, "bytes_freed": sum(freed.values())}, indent=2)
+    )
+    assert sum(freed.values()) >= 3_000_000
+
+    client_b.check_output("docker rmi -f %s >/dev/null 2>&1 || true", keep)
+    client_b.check_output("docker pull %s", keep)
+
+
+def test_pushes_are_refused_while_frozen_and_accepted_after(server, client_a, registry):
+    reference, _ = unique_image(client_a, registry + "/s3/frozen")
+    # Collecting a writable registry is refused outright.
+    refused = server.run("registry-gc collect")
+    assert refused.rc == 1
+    assert "refusing to collect" in refused.stdout
+    server.check_output("registry-gc freeze")
+    try:
+        push = client_a.run("docker push %s", reference)
+        assert push.rc != 0
+        # The read-only registry answers 405 to the upload.
+        assert "method not allowed" in (push.stdout + push.stderr).lower()
+    finally:
+        server.check_output("registry-gc thaw")
+    status = json.loads(server.check_output("registry-gc status").splitlines()[-1])
+    assert status["read_only"] is False
+    client_a.check_output("docker push %s", reference)
