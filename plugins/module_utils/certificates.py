@@ -54,6 +54,8 @@ class RegistryCertificates:
     def _common_name(self):
         if self.params["common_name"]:
             return self.params["common_name"]
+        if self.params["purpose"] == "client" and not self.params["subject_alt_names"]:
+            raise tls.TLSMaterialError("purpose=client needs common_name (the client's name)")
         # The first name as the operator listed it, not as sorted: adding a name later
         # must not change the subject.
         in_given_order = [tls.normalize_sans([name]) for name in self.params["subject_alt_names"]]
@@ -126,8 +128,16 @@ class RegistryCertificates:
         before_ca, before_cert = ca_cert, cert
 
         ca_reasons = tls.ca_problems(ca_cert, ca_key, p["renew_before_days"], self.now)
+        usage = p["purpose"]
+        if usage == "client" and ca_reasons:
+            # Client certificates come from the registry's CA; never a new one.
+            raise tls.TLSMaterialError(
+                "purpose=client needs the registry's CA at ca_cert_path=%s and ca_key_path=%s "
+                "(%s); deploy the registry server first"
+                % (p["ca_cert_path"], p["ca_key_path"], ", ".join(ca_reasons))
+            )
         reasons = tls.server_problems(
-            cert, key, ca_cert, self.sans, cn, p["renew_before_days"], self.now
+            cert, key, ca_cert, self.sans, cn, p["renew_before_days"], self.now, usage
         )
         if ca_reasons:
             reasons = sorted(set(reasons) | {tls.CA_RENEWED})
@@ -152,7 +162,7 @@ class RegistryCertificates:
                     atomic_write(p["key_path"], tls.key_to_pem(key), int(KEY_MODE, 8))
                     written.append(p["key_path"])
                 cert = tls.build_server_certificate(
-                    ca_key, ca_cert, key, cn, self.sans, p["valid_days"], self.now
+                    ca_key, ca_cert, key, cn, self.sans, p["valid_days"], self.now, usage
                 )
                 atomic_write(p["cert_path"], tls.cert_to_pem(cert), int(CERT_MODE, 8))
                 written.append(p["cert_path"])

@@ -34,6 +34,11 @@ EXPIRING = "expiring"
 NOT_ISSUED_BY_CA = "not_issued_by_ca"
 CA_RENEWED = "ca_renewed"
 FORCED = "forced"
+USAGE_CHANGED = "usage_changed"
+
+# What a leaf certificate is for: the registry (server) or a client proving itself to it
+# (mutual TLS).
+USAGES = {"server": "SERVER_AUTH", "client": "CLIENT_AUTH"}
 
 
 class TLSMaterialError(ValueError):
@@ -226,12 +231,20 @@ def build_ca(key, cn, days, now=None):
     )
 
 
-def build_server_certificate(ca_key, ca_cert, key, cn, sans, days, now=None):
-    if not sans:
+def extended_key_usage(cert):
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {name for name, oid in USAGES.items() if getattr(ExtendedKeyUsageOID, oid) in ext}
+
+
+def build_server_certificate(ca_key, ca_cert, key, cn, sans, days, now=None, usage="server"):
+    if not sans and usage == "server":
         raise TLSMaterialError("subject_alt_names: at least one name or address is needed")
     now = now or utcnow()
     rsa_key = isinstance(key, rsa.RSAPrivateKey)
-    return (
+    builder = (
         _builder(
             x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
             ca_cert.subject,
@@ -254,16 +267,21 @@ def build_server_certificate(ca_key, ca_cert, key, cn, sans, days, now=None):
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        # Go ignores the CN: every name clients use must be a SAN.
-        .add_extension(x509.SubjectAlternativeName(_general_names(sans)), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([getattr(ExtendedKeyUsageOID, USAGES[usage])]), critical=False
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if sans:
+        # Go ignores the CN: every name clients use must be a SAN.
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(_general_names(sans)), critical=False
+        )
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def ca_problems(ca_cert, ca_key, renew_before_days, now=None):
@@ -279,8 +297,8 @@ def ca_problems(ca_cert, ca_key, renew_before_days, now=None):
     return problems
 
 
-def server_problems(cert, key, ca_cert, sans, cn, renew_before_days, now=None):
-    """Reasons to reissue the server certificate (an empty list means keep it)."""
+def server_problems(cert, key, ca_cert, sans, cn, renew_before_days, now=None, usage="server"):
+    """Reasons to reissue the leaf certificate (an empty list means keep it)."""
     now = now or utcnow()
     if cert is None or key is None:
         return [MISSING]
@@ -295,6 +313,8 @@ def server_problems(cert, key, ca_cert, sans, cn, renew_before_days, now=None):
         problems.append(EXPIRING)
     if ca_cert is None or not issued_by(cert, ca_cert):
         problems.append(NOT_ISSUED_BY_CA)
+    if usage not in extended_key_usage(cert):
+        problems.append(USAGE_CHANGED)
     return problems
 
 

@@ -35,11 +35,20 @@ attributes:
 options:
   state:
     description:
-      - V(present) creates or keeps the CA and server certificate.
+      - V(present) creates or keeps the CA and the server (or client) certificate.
       - V(verify) only checks existing files and fails when they cannot work together.
     type: str
     choices: [present, verify]
     default: present
+  purpose:
+    description:
+      - V(server) - the registry's certificate (extended key usage serverAuth); the CA is created
+        when missing.
+      - V(client) - a client certificate for mutual TLS (clientAuth), issued from the existing
+        CA; it fails when the CA is missing rather than create another.
+    type: str
+    choices: [server, client]
+    default: server
   ca_cert_path:
     description: Path of the CA certificate (PEM).
     type: path
@@ -122,6 +131,16 @@ EXAMPLES = r"""
       - 10.0.0.5
   register: registry_cert
 
+- name: A client certificate for mutual TLS, from the registry's CA (on the server)
+  privreg.registry.registry_tls:
+    purpose: client
+    common_name: build01.example.com
+    ca_cert_path: /opt/registry/certs/ca.crt
+    ca_key_path: /opt/registry/security/ca.key
+    cert_path: /opt/registry/security/clients/build01.example.com.crt
+    key_path: /opt/registry/security/clients/build01.example.com.key
+  delegate_to: registry.example.com
+
 - name: Check certificates an operator provided (Let's Encrypt, corporate CA)
   privreg.registry.registry_tls:
     state: verify
@@ -174,7 +193,8 @@ ca_changed:
 reasons:
   description:
     - Why the server certificate was (or would be) issued, for example C(missing),
-      C(sans_changed), C(expiring), C(key_mismatch), C(not_issued_by_ca), C(ca_renewed).
+      C(sans_changed), C(expiring), C(key_mismatch), C(not_issued_by_ca), C(ca_renewed),
+      C(usage_changed).
     - With O(state=verify), the problems found.
   returned: always
   type: list
@@ -198,6 +218,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["present", "verify"], default="present"),
+            purpose=dict(type="str", choices=["server", "client"], default="server"),
             ca_cert_path=dict(type="path", required=True),
             ca_key_path=dict(type="path"),
             cert_path=dict(type="path", required=True),

@@ -50,9 +50,10 @@ options:
     choices: [present, absent]
     default: present
   mode:
-    description: Mode of the file. Keep C(0600) when it holds secrets.
+    description:
+      - Mode of the file. Use C(0600) when it holds secrets.
+      - Unset, an existing file keeps its mode and a new one gets C(0644).
     type: raw
-    default: "0644"
 """
 
 EXAMPLES = r"""
@@ -86,6 +87,7 @@ table:
   sample: '[plugins."io.containerd.grpc.v1.cri".registry]'
 """
 
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -113,6 +115,15 @@ def _masked(text, secret_keys):
     return pattern.sub(r"\1********", text)
 
 
+def _mode_for_write(path, mode):
+    if mode is not None:
+        return int(str(mode), 8)
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o644
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -121,7 +132,7 @@ def main():
             values=dict(type="dict", default={}),
             secret_values=dict(type="dict", default={}, no_log=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            mode=dict(type="raw", default="0644"),
+            mode=dict(type="raw"),
         ),
         supports_check_mode=True,
     )
@@ -149,8 +160,8 @@ def main():
 
     changed = after != before and not (current is None and p["state"] == "absent")
     if changed and not module.check_mode:
-        atomic_write(p["path"], to_bytes(after), int(str(p["mode"]), 8))
-    if read_bytes(p["path"]) is not None:
+        atomic_write(p["path"], to_bytes(after), _mode_for_write(p["path"], p["mode"]))
+    if p["mode"] is not None and read_bytes(p["path"]) is not None:
         changed = ensure_attributes(module, p["path"], p["mode"], None, None, changed)
     result = dict(changed=changed, path=p["path"], table=toml_tables.format_table(p["table"]))
     if module._diff:

@@ -27,9 +27,17 @@ def inventory():
     return AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 
 
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
+
+
+def container_name(name):
+    """The container of a scenario host (molecule/resources/create.yml names them)."""
+    return "privreg-mol-%s-%s" % (SCENARIO, name)
+
+
 def test_host(name):
-    """A scenario host by its platform name (docker exec into privreg-mol-NAME)."""
-    return testinfra.get_host("docker://privreg-mol-" + name)
+    """A scenario host by its platform name, reached with docker exec."""
+    return testinfra.get_host("docker://" + container_name(name))
 
 
 test_host.__test__ = False  # a helper, not a test

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from registry_fixtures import (
     SERVER_STATE,
+    container_name,
     converge,
     http,
     manifest_digest,
@@ -33,7 +34,7 @@ def bucket(inventory):
             "inspect",
             "-f",
             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            "privreg-mol-storage",
+            container_name("storage"),
         ],
         capture_output=True,
         text=True,

@@ -69,6 +69,9 @@ def wait_ready():
     # A readiness probe on loopback only; trust is the clients' business.
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if CONFIG.get("client_cert"):
+        # Mutual TLS: the registry wants a client certificate even for /v2/.
+        context.load_cert_chain(CONFIG["client_cert"], CONFIG["client_key"])
     url, timeout = CONFIG["ready_url"], CONFIG["ready_timeout"]
     deadline = time.monotonic() + timeout
     last = None

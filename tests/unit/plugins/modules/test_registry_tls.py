@@ -266,3 +266,41 @@ def test_normalize_sans(names, expected):
 def test_normalize_sans_refuses(bad):
     with pytest.raises(tls.TLSMaterialError):
         tls.normalize_sans([bad])
+
+
+def test_client_certificate_comes_from_the_existing_ca(tls_module, paths, tmp_path):
+    tls_module()
+    ca_pem = Path(paths["ca_cert_path"]).read_bytes()
+    client = dict(
+        paths,
+        cert_path=str(tmp_path / "client.crt"),
+        key_path=str(tmp_path / "client.key"),
+        subject_alt_names=[],
+    )
+    _, result = tls_module(purpose="client", common_name="build01", **client)
+    assert result["changed"]
+    assert result["ca_changed"] is False
+    cert = load_cert(client["cert_path"])
+    assert tls.extended_key_usage(cert) == {"client"}
+    assert tls.common_name(cert) == "build01"
+    assert tls.issued_by(cert, load_cert(paths["ca_cert_path"]))
+    assert Path(paths["ca_cert_path"]).read_bytes() == ca_pem
+    assert stat.S_IMODE(os.stat(client["key_path"]).st_mode) == 0o600
+    _, again = tls_module(purpose="client", common_name="build01", **client)
+    assert again["changed"] is False
+
+
+def test_client_certificate_without_a_ca_is_refused(tls_module, paths):
+    code, result = tls_module(purpose="client", common_name="build01", subject_alt_names=[])
+    assert code == 1
+    assert "deploy the registry server first" in result["msg"]
+    assert not any(os.path.exists(path) for path in paths.values())
+
+
+def test_certificate_for_the_wrong_purpose_is_reissued(tls_module, paths):
+    tls_module()
+    # Reissue the server's certificate as a client certificate, then ask for a server one.
+    tls_module(purpose="client", common_name="registry.lab", force=True)
+    _, result = tls_module()
+    assert "usage_changed" in result["reasons"]
+    assert tls.extended_key_usage(load_cert(paths["cert_path"])) == {"server"}

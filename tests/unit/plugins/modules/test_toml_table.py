@@ -147,3 +147,11 @@ def test_file_that_would_not_parse_is_refused_and_left_alone(toml_module, config
 )
 def test_split_key_path(text, expected):
     assert toml_tables.split_key_path(text) == expected
+
+
+def test_mode_is_kept_unless_given(toml_module, config):
+    os.chmod(config, 0o600)
+    toml_module(table=REGISTRY, values={"config_path": "/c"})
+    assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+    _, again = toml_module(table=REGISTRY, values={"config_path": "/c"})
+    assert again["changed"] is False
