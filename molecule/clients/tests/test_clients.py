@@ -5,11 +5,10 @@ the registry out again and leaves everything else."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from cryptography import x509
-from registry_fixtures import converge, recap, test_host, unique_image
+from registry_fixtures import converge, push_unique_image, recap, test_host, unique_image
 
 REGISTRY = "registry:5000"
 PLAIN = "registry-http:5000"
@@ -46,9 +45,8 @@ def ctr_user(inventory):
 @pytest.fixture(scope="module")
 def from_docker(docker_client):
     """An image the Docker client pushed (it is logged in as 'puller')."""
-    reference, _ = unique_image(docker_client, REGISTRY + "/clients/from-docker")
-    out = docker_client.check_output("docker push %s", reference)
-    return reference, re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+    pushed = push_unique_image(docker_client, REGISTRY + "/clients/from-docker")
+    return pushed["reference"], pushed["digest"]
 
 
 @pytest.fixture(scope="module")

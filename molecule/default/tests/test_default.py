@@ -8,25 +8,27 @@ import re
 
 import pytest
 import yaml
-from registry_fixtures import SERVER_STATE, converge, docker_login_works, http, recap, unique_image
+from registry_fixtures import (
+    SERVER_STATE,
+    converge,
+    docker_login_works,
+    http,
+    pull_and_check_digest,
+    push_unique_image,
+    recap,
+)
 
 BCRYPT_LINE = re.compile(r"^[^:\s]+:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
 
 @pytest.fixture(scope="module")
 def pushed(client_a, registry):
-    """client-a pushes a fresh image; returns its reference, tag and pushed digest."""
-    reference, tag = unique_image(client_a, registry + "/smoke/hello")
-    out = client_a.check_output("docker push %s", reference)
-    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
-    return {"reference": reference, "tag": tag, "digest": digest}
+    """client-a pushes a fresh image by the registry's host name."""
+    return push_unique_image(client_a, registry + "/smoke/hello")
 
 
 def test_image_pushed_on_one_host_pulls_on_another_with_same_digest(client_b, pushed):
-    client_b.check_output("docker pull %s", pushed["reference"])
-    inspect = "docker image inspect --format '{{json .RepoDigests}}' %s"
-    repo_digests = json.loads(client_b.check_output(inspect, pushed["reference"]))
-    assert any(d.endswith("@" + pushed["digest"]) for d in repo_digests), repo_digests
+    pull_and_check_digest(client_b, pushed)
 
 
 def test_registry_api_lists_the_image(client_a, registry, credentials, pushed):

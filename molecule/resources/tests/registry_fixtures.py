@@ -170,3 +170,19 @@ SERVER_STATE = (
     "/opt/registry/security/registry.env /opt/registry/certs/server.crt; "
     "docker inspect -f '{{.State.StartedAt}}' registry"
 )
+
+
+def push_unique_image(host, repository):
+    """Push a fresh one-layer image from host; return its reference, tag and pushed digest."""
+    reference, tag = unique_image(host, repository)
+    out = host.check_output("docker push %s", reference)
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+    return {"reference": reference, "tag": tag, "digest": digest}
+
+
+def pull_and_check_digest(host, pushed):
+    """docker pull on another host; the digest it records must be the one that was pushed."""
+    host.check_output("docker pull %s", pushed["reference"])
+    inspect = "docker image inspect --format '{{json .RepoDigests}}' %s"
+    repo_digests = json.loads(host.check_output(inspect, pushed["reference"]))
+    assert any(d.endswith("@" + pushed["digest"]) for d in repo_digests), repo_digests

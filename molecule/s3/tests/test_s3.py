@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from registry_fixtures import (
     converge,
     http,
     manifest_digest,
+    pull_and_check_digest,
+    push_unique_image,
     recap,
     unique_image,
 )
@@ -77,19 +78,11 @@ def test_empty_bucket_is_healthy(server, bucket):
 
 @pytest.fixture(scope="module")
 def pushed(client_a, registry):
-    reference, tag = unique_image(client_a, registry + "/s3/hello")
-    out = client_a.check_output("docker push %s", reference)
-    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
-    return {"reference": reference, "tag": tag, "digest": digest}
+    return push_unique_image(client_a, registry + "/s3/hello")
 
 
 def test_push_on_one_host_pull_on_another(client_b, pushed):
-    client_b.check_output("docker pull %s", pushed["reference"])
-    inspect = "docker image inspect --format '{{json .RepoDigests}}' %s"
-    assert any(
-        d.endswith("@" + pushed["digest"])
-        for d in json.loads(client_b.check_output(inspect, pushed["reference"]))
-    )
+    pull_and_check_digest(client_b, pushed)
 
 
 def test_blobs_are_in_the_bucket_and_not_on_disk(
