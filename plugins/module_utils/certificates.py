@@ -144,28 +144,23 @@ class RegistryCertificates:
         if p["force"] and not reasons:
             reasons = [tls.FORCED]
 
-        written = []
         if not check:
             if ca_reasons:
                 if ca_key is None or tls.KEY_MISMATCH in ca_reasons:
                     ca_key = tls.generate_private_key(p["key_type"], self.key_size)
                     atomic_write(p["ca_key_path"], tls.key_to_pem(ca_key), int(KEY_MODE, 8))
-                    written.append(p["ca_key_path"])
                 ca_cert = tls.build_ca(ca_key, p["ca_common_name"], p["ca_valid_days"], self.now)
                 ca_cert_pem = tls.cert_to_pem(ca_cert)
                 atomic_write(p["ca_cert_path"], ca_cert_pem, int(CERT_MODE, 8))
-                written.append(p["ca_cert_path"])
             if reasons:
                 # A key that is present and readable is kept: reissuing does not roll it.
                 if key is None:
                     key = tls.generate_private_key(p["key_type"], self.key_size)
                     atomic_write(p["key_path"], tls.key_to_pem(key), int(KEY_MODE, 8))
-                    written.append(p["key_path"])
                 cert = tls.build_server_certificate(
                     ca_key, ca_cert, key, cn, self.sans, p["valid_days"], self.now, usage
                 )
                 atomic_write(p["cert_path"], tls.cert_to_pem(cert), int(CERT_MODE, 8))
-                written.append(p["cert_path"])
 
         changed = bool(ca_reasons or reasons)
         for path, mode in (
