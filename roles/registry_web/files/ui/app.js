@@ -1,0 +1,692 @@
+// Registry browser: a single-page UI for a CNCF distribution registry, served by the same
+// nginx that proxies /v2/ to the registry (same origin: no CORS). Plain JavaScript, no build.
+// The registry's own basic auth is the only login; credentials live in sessionStorage.
+'use strict';
+
+(function () {
+  const config = Object.assign(
+    { title: 'Registry', registryName: location.host, readOnly: true, authEnabled: true, pageSize: 100 },
+    window.REGISTRY_WEB_CONFIG || {},
+  );
+  const ROWS_PER_PAGE = 50;
+  const DETAIL_REQUESTS = 6; // parallel manifest/config requests while a page of tags fills in
+  const COUNT_REQUESTS = 4; // parallel tag-count requests on the repository list
+
+  const MEDIA = {
+    dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+    ociIndex: 'application/vnd.oci.image.index.v1+json',
+    docker: 'application/vnd.docker.distribution.manifest.v2+json',
+    oci: 'application/vnd.oci.image.manifest.v1+json',
+  };
+  const ACCEPT = [MEDIA.ociIndex, MEDIA.dockerList, MEDIA.oci, MEDIA.docker].join(', ');
+
+  const app = document.getElementById('app');
+  let viewToken = 0; // bumped on every navigation: late answers of an old view are dropped
+
+  // ---------------------------------------------------------------- small helpers
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === 'class') el.className = value;
+      else if (key === 'dataset') Object.assign(el.dataset, value);
+      else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+      else el.setAttribute(key, value === true ? '' : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : String(child));
+    }
+    return el;
+  }
+
+  function formatBytes(bytes) {
+    if (bytes === null || bytes === undefined) return '';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return (unit === 0 ? String(value) : value.toFixed(value < 10 ? 2 : 1)) + ' ' + units[unit];
+  }
+
+  function formatDate(iso) {
+    if (!iso) return '';
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return iso;
+    return date.toISOString().replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
+  }
+
+  function shortDigest(digest) {
+    return digest ? digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, '$1$2…') : '';
+  }
+
+  function platformName(platform) {
+    if (!platform) return 'unknown';
+    return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
+  }
+
+  const naturalOrder = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' }).compare;
+
+  function pullReference(repo, ref) {
+    return config.registryName + '/' + repo + (ref.startsWith('sha256:') ? '@' : ':') + ref;
+  }
+
+  // A queue that runs at most `limit` tasks at once; tasks of a left view are dropped.
+  function makePool(limit, token) {
+    let active = 0;
+    const waiting = [];
+    const next = () => {
+      while (active < limit && waiting.length) {
+        const job = waiting.shift();
+        if (token !== viewToken) {
+          job.reject(new Stale());
+          continue;
+        }
+        active += 1;
+        job.task().then(job.resolve, job.reject).finally(() => {
+          active -= 1;
+          next();
+        });
+      }
+    };
+    // Started after the caller's synchronous work: rows are on the page by then.
+    return (task) => new Promise((resolve, reject) => {
+      waiting.push({ task, resolve, reject });
+      queueMicrotask(next);
+    });
+  }
+
+  class Stale extends Error {}
+  class LoginNeeded extends Error {}
+  class HttpError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // ---------------------------------------------------------------- credentials
+  const credentials = {
+    header() {
+      return sessionStorage.getItem('registry-web-auth') || '';
+    },
+    user() {
+      return sessionStorage.getItem('registry-web-user') || '';
+    },
+    save(user, password) {
+      const bytes = new TextEncoder().encode(user + ':' + password);
+      let binary = '';
+      bytes.forEach((b) => { binary += String.fromCharCode(b); });
+      sessionStorage.setItem('registry-web-auth', 'Basic ' + btoa(binary));
+      sessionStorage.setItem('registry-web-user', user);
+    },
+    clear() {
+      sessionStorage.removeItem('registry-web-auth');
+      sessionStorage.removeItem('registry-web-user');
+    },
+  };
+
+  // ---------------------------------------------------------------- registry API
+  async function request(path, options = {}) {
+    // The marker header makes the front drop the basic-auth challenge: no browser prompt.
+    const headers = { 'X-Registry-UI': '1' };
+    if (config.authEnabled && credentials.header()) headers.Authorization = credentials.header();
+    if (options.accept) headers.Accept = options.accept;
+    const response = await fetch(path, {
+      method: options.method || 'GET',
+      headers,
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+    if (response.status === 401) {
+      credentials.clear();
+      throw new LoginNeeded();
+    }
+    if (!response.ok) throw new HttpError(response.status, await errorText(response));
+    return response;
+  }
+
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      return (body.errors || []).map((e) => e.message || e.code).join('; ') || response.statusText;
+    } catch (_) {
+      return response.status + ' ' + response.statusText;
+    }
+  }
+
+  function nextPage(response) {
+    const link = response.headers.get('Link') || '';
+    const match = link.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+    return match ? match[1] : null;
+  }
+
+  // Every page of a paginated list (_catalog, tags/list), following the Link header.
+  async function listAll(firstPath, key, token, onPage) {
+    const items = [];
+    let path = firstPath;
+    while (path) {
+      const response = await request(path);
+      const body = await response.json();
+      if (token !== viewToken) throw new Stale();
+      items.push(...(body[key] || []));
+      if (onPage) onPage(items, Boolean(nextPage(response)));
+      path = nextPage(response);
+    }
+    return items;
+  }
+
+  async function listTags(repo, token, onPage) {
+    try {
+      return await listAll('/v2/' + repo + '/tags/list?n=' + config.pageSize, 'tags', token, onPage);
+    } catch (error) {
+      // A repository whose last tag was deleted answers NAME_UNKNOWN: it has no tags.
+      if (error instanceof HttpError && error.status === 404) return [];
+      throw error;
+    }
+  }
+
+  async function fetchManifest(repo, ref) {
+    const response = await request('/v2/' + repo + '/manifests/' + ref, { accept: ACCEPT });
+    const raw = await response.arrayBuffer();
+    const body = JSON.parse(new TextDecoder().decode(raw));
+    let digest = response.headers.get('Docker-Content-Digest');
+    if (!digest) {
+      const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', raw));
+      digest = 'sha256:' + Array.from(hash, (b) => b.toString(16).padStart(2, '0')).join('');
+    }
+    const mediaType = body.mediaType || (response.headers.get('Content-Type') || '').split(';')[0];
+    return { digest, mediaType, body };
+  }
+
+  function isIndex(manifest) {
+    return manifest.mediaType === MEDIA.ociIndex || manifest.mediaType === MEDIA.dockerList
+      || Array.isArray(manifest.body.manifests);
+  }
+
+  // Config blobs are addressed by their content, so one fetch per digest is enough for the
+  // whole session: tags that share an image (retags, rebuilt manifests) share the request.
+  const configCache = new Map();
+  function fetchConfig(repo, manifest) {
+    const digest = manifest.body.config && manifest.body.config.digest;
+    if (!digest) return Promise.resolve({});
+    if (!configCache.has(digest)) {
+      const pending = request('/v2/' + repo + '/blobs/' + digest).then((r) => r.json());
+      configCache.set(digest, pending);
+      pending.catch(() => configCache.delete(digest));
+    }
+    return configCache.get(digest);
+  }
+
+  function imageSize(manifest) {
+    const parts = [manifest.body.config].concat(manifest.body.layers || []).filter(Boolean);
+    return parts.reduce((sum, part) => sum + (part.size || 0), 0);
+  }
+
+  // What a row of the tag table shows: digest, size, created, platforms.
+  async function describe(repo, ref) {
+    const manifest = await fetchManifest(repo, ref);
+    if (isIndex(manifest)) {
+      const platforms = manifest.body.manifests.map((m) => platformName(m.platform));
+      return { manifest, index: true, platforms, size: null, created: null };
+    }
+    const imageConfig = await fetchConfig(repo, manifest);
+    return {
+      manifest,
+      index: false,
+      platforms: [platformName(imageConfig)],
+      size: imageSize(manifest),
+      created: imageConfig.created || null,
+      config: imageConfig,
+    };
+  }
+
+  // ---------------------------------------------------------------- page frame
+  function setHeader() {
+    document.title = config.title;
+    document.getElementById('title').textContent = config.title;
+    document.getElementById('registry-name').textContent = config.registryName;
+    document.getElementById('read-only-badge').hidden = !config.readOnly;
+    const signedIn = config.authEnabled && Boolean(credentials.header());
+    document.getElementById('user-name').textContent = signedIn ? credentials.user() : '';
+    document.getElementById('logout').hidden = !signedIn;
+  }
+
+  function show(...children) {
+    app.replaceChildren(...children);
+  }
+
+  function flash() {
+    const message = sessionStorage.getItem('registry-web-flash');
+    if (!message) return null;
+    sessionStorage.removeItem('registry-web-flash');
+    return h('p', { class: 'notice', id: 'notice', role: 'status' }, message);
+  }
+
+  function failure(error) {
+    if (error instanceof Stale) return;
+    if (error instanceof LoginNeeded) {
+      if (config.authEnabled) {
+        renderLogin('Please sign in again.');
+      } else {
+        show(h('p', { class: 'error' }, 'The registry asks for a login, but this front has registry_web_auth_enabled: false.'));
+      }
+      return;
+    }
+    show(h('p', { class: 'error', id: 'error' }, 'The registry answered: ' + error.message));
+  }
+
+  function pager(total, page, onChange) {
+    const pages = Math.max(1, Math.ceil(total / ROWS_PER_PAGE));
+    if (pages === 1) return h('span');
+    return h('nav', { class: 'pager', 'aria-label': 'pages' },
+      h('button', { type: 'button', id: 'page-prev', disabled: page <= 1, onclick: () => onChange(page - 1) }, '‹ Previous'),
+      h('span', { id: 'page-info' }, 'Page ' + page + ' of ' + pages),
+      h('button', { type: 'button', id: 'page-next', disabled: page >= pages, onclick: () => onChange(page + 1) }, 'Next ›'));
+  }
+
+  function pullCommand(repo, ref) {
+    const command = 'docker pull ' + pullReference(repo, ref);
+    const copy = h('button', { type: 'button', class: 'copy', title: 'Copy' }, 'Copy');
+    copy.addEventListener('click', () => {
+      if (navigator.clipboard) navigator.clipboard.writeText(command).then(() => { copy.textContent = 'Copied'; });
+    });
+    return h('span', { class: 'pull' }, h('code', { class: 'pull-command' }, command), copy);
+  }
+
+  // The items that match the filter, and the page of them on screen.
+  function visible(items, filter, page) {
+    const needle = filter.trim().toLowerCase();
+    const shown = needle ? items.filter((item) => item.toLowerCase().includes(needle)) : items;
+    const pages = Math.max(1, Math.ceil(shown.length / ROWS_PER_PAGE));
+    const current = Math.min(Math.max(1, page), pages);
+    const rows = shown.slice((current - 1) * ROWS_PER_PAGE, current * ROWS_PER_PAGE);
+    return { shown, rows, page: current, filtered: Boolean(needle) };
+  }
+
+  // "12 of 201 tags"; data-total is set once the last page of the list has arrived.
+  function showTotal(summary, view, total, [one, many], complete) {
+    summary.textContent = (view.filtered ? view.shown.length + ' of ' : '') + total + ' '
+      + (total === 1 ? one : many) + (complete ? '' : ' so far…');
+    summary.dataset.total = complete ? String(total) : '';
+  }
+
+  // Query parameters of a view (filter, page) live in the hash, so Back returns to them.
+  function setQuery(path, query) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
+    const suffix = params.toString() ? '?' + params.toString() : '';
+    history.replaceState(null, '', '#' + path + suffix);
+  }
+
+  // ---------------------------------------------------------------- login
+  function renderLogin(message) {
+    viewToken += 1;
+    setHeader();
+    const error = h('p', { class: 'error', id: 'login-error', hidden: !message }, message || '');
+    const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true });
+    const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+    const form = h('form', { id: 'login-form', class: 'login' },
+      h('h1', {}, 'Sign in'),
+      h('p', { class: 'muted' }, 'Use your registry account (the one docker login takes).'),
+      h('label', {}, 'User name', user),
+      h('label', {}, 'Password', password),
+      error,
+      h('button', { type: 'submit', id: 'login-submit' }, 'Sign in'));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      credentials.save(user.value, password.value);
+      try {
+        await request('/v2/');
+        route();
+      } catch (err) {
+        credentials.clear();
+        error.hidden = false;
+        error.textContent = err instanceof LoginNeeded ? 'Wrong user name or password.' : 'The registry answered: ' + err.message;
+        password.value = '';
+        password.focus();
+      }
+    });
+    show(form);
+    user.focus();
+  }
+
+  // ---------------------------------------------------------------- repository list
+  function renderCatalog(query) {
+    const token = viewToken;
+    const counts = new Map();
+    const countPool = makePool(COUNT_REQUESTS, token);
+    let repositories = [];
+    let complete = false;
+    let filter = query.get('q') || '';
+    let page = Number(query.get('page')) || 1;
+
+    const search = h('input', { type: 'search', id: 'repo-search', placeholder: 'Filter repositories', value: filter, 'aria-label': 'Filter repositories' });
+    const summary = h('p', { id: 'repo-total', class: 'muted' }, 'Loading repositories…');
+    const body = h('tbody');
+    const table = h('table', { id: 'repo-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Repository'), h('th', { class: 'num' }, 'Tags'))), body);
+    const pagerSlot = h('div');
+    show(flash() || '', h('h1', {}, 'Repositories'), h('div', { class: 'toolbar' }, search, summary), table, pagerSlot);
+
+    function countCell(repo) {
+      const cell = h('td', { class: 'num tag-count' }, '…');
+      const known = counts.get(repo);
+      const fill = (n) => { cell.textContent = String(n); cell.dataset.count = String(n); };
+      if (known !== undefined) fill(known);
+      else {
+        // Only for rows still on screen when their turn comes (the filter or page may
+        // have changed meanwhile); a row drawn again later asks again.
+        const task = () => (cell.isConnected ? listTags(repo, token) : Promise.reject(new Stale()));
+        countPool(task).then((tags) => {
+          counts.set(repo, tags.length);
+          fill(tags.length);
+        }).catch((error) => {
+          if (error instanceof Stale) return;
+          if (error instanceof LoginNeeded) return failure(error);
+          cell.textContent = '?';
+          cell.title = error.message;
+        });
+      }
+      return cell;
+    }
+
+    function draw() {
+      if (token !== viewToken) return;
+      const view = visible(repositories, filter, page);
+      const shown = view.shown;
+      page = view.page;
+      showTotal(summary, view, repositories.length, ['repository', 'repositories'], complete);
+      const rows = view.rows.map((repo) =>
+        h('tr', { dataset: { repo } },
+          h('td', {}, h('a', { href: '#/repo/' + encodeURIComponent(repo) }, repo)),
+          countCell(repo)));
+      if (complete && repositories.length === 0) {
+        rows.push(h('tr', {}, h('td', { colspan: 2, class: 'muted' }, 'No repositories yet. Push one: docker push ' + config.registryName + '/hello:1')));
+      } else if (complete && shown.length === 0) {
+        rows.push(h('tr', {}, h('td', { colspan: 2, class: 'muted' }, 'No repository matches “' + filter + '”.')));
+      }
+      body.replaceChildren(...rows);
+      pagerSlot.replaceChildren(pager(shown.length, page, (p) => { page = p; setQuery('/', { q: filter, page }); draw(); }));
+    }
+
+    search.addEventListener('input', () => {
+      filter = search.value;
+      page = 1;
+      setQuery('/', { q: filter });
+      draw();
+    });
+
+    listAll('/v2/_catalog?n=' + config.pageSize, 'repositories', token, (items, more) => {
+      repositories = items.slice().sort(naturalOrder);
+      complete = !more;
+      draw();
+    }).then(() => { complete = true; draw(); }).catch(failure);
+  }
+
+  // ---------------------------------------------------------------- tags of a repository
+  function renderRepository(repo, query) {
+    const token = viewToken;
+    const detailPool = makePool(DETAIL_REQUESTS, token);
+    const details = new Map();
+    let tags = [];
+    let complete = false;
+    let filter = query.get('q') || '';
+    let page = Number(query.get('page')) || 1;
+    const started = performance.now();
+    const path = '/repo/' + encodeURIComponent(repo);
+
+    const search = h('input', { type: 'search', id: 'tag-search', placeholder: 'Filter tags', value: filter, 'aria-label': 'Filter tags' });
+    const summary = h('p', { id: 'tag-total', class: 'muted' }, 'Loading tags…');
+    const body = h('tbody');
+    const table = h('table', { id: 'tag-table' },
+      h('thead', {}, h('tr', {},
+        h('th', {}, 'Tag'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'),
+        h('th', {}, 'Created'), h('th', {}, 'Platforms'), h('th', {}, 'Pull'))),
+      body);
+    const pagerSlot = h('div');
+    show(
+      flash() || '',
+      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('span', {}, repo)),
+      h('h1', { id: 'repo-name' }, repo),
+      h('div', { class: 'toolbar' }, search, summary),
+      table,
+      pagerSlot,
+    );
+
+    function fillRow(row, info) {
+      const cells = row.children;
+      cells[1].replaceChildren(h('code', { title: info.manifest.digest }, shortDigest(info.manifest.digest)));
+      cells[1].dataset.digest = info.manifest.digest;
+      if (info.index) {
+        cells[2].textContent = info.platforms.length + ' images';
+      } else {
+        cells[2].textContent = formatBytes(info.size);
+        cells[2].title = info.size + ' bytes';
+        cells[2].dataset.bytes = String(info.size);
+      }
+      cells[3].textContent = formatDate(info.created);
+      if (info.created) cells[3].dataset.created = info.created;
+      cells[4].replaceChildren(...info.platforms.map((p) => h('span', { class: 'platform' }, p)));
+      cells[4].dataset.platforms = info.platforms.join(',');
+      if (info.index) row.classList.add('index');
+      row.dataset.state = 'loaded';
+    }
+
+    function tagRow(tag) {
+      const row = h('tr', { dataset: { tag, state: 'loading' } },
+        h('td', {}, h('a', { href: '#' + path + '/tag/' + encodeURIComponent(tag) }, tag)),
+        h('td', { class: 'digest' }, '…'),
+        h('td', { class: 'num size' }),
+        h('td', { class: 'created' }),
+        h('td', { class: 'platforms' }),
+        h('td', {}, pullCommand(repo, tag)));
+      if (!details.has(tag)) {
+        const pending = detailPool(() => (row.isConnected ? describe(repo, tag) : Promise.reject(new Stale())));
+        details.set(tag, pending);
+        pending.catch(() => details.delete(tag)); // skipped or failed: asked again when drawn again
+      }
+      details.get(tag).then((info) => {
+        if (token === viewToken) fillRow(row, info);
+        if (token === viewToken && body.querySelector('tr[data-state="loading"]') === null && complete) {
+          table.dataset.renderedMs = String(Math.round(performance.now() - started));
+        }
+      }).catch((error) => {
+        if (error instanceof Stale) return;
+        if (error instanceof LoginNeeded) return failure(error);
+        row.dataset.state = 'error';
+        row.children[1].textContent = error.message;
+      });
+      return row;
+    }
+
+    function draw() {
+      if (token !== viewToken) return;
+      const view = visible(tags, filter, page);
+      const shown = view.shown;
+      page = view.page;
+      showTotal(summary, view, tags.length, ['tag', 'tags'], complete);
+      delete table.dataset.renderedMs;
+      const rows = view.rows.map(tagRow);
+      if (complete && shown.length === 0) {
+        rows.push(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, tags.length ? 'No tag matches “' + filter + '”.' : 'This repository has no tags.')));
+      }
+      body.replaceChildren(...rows);
+      pagerSlot.replaceChildren(pager(shown.length, page, (p) => { page = p; setQuery(path, { q: filter, page }); draw(); }));
+    }
+
+    search.addEventListener('input', () => {
+      filter = search.value;
+      page = 1;
+      setQuery(path, { q: filter });
+      draw();
+    });
+
+    // Tags are sorted, so rows wait for the last page; the count shows progress meanwhile.
+    // Details then fill in behind the rows, a page of rows at a time.
+    listTags(repo, token, (items, more) => {
+      if (more) summary.textContent = items.length + ' tags so far…';
+    }).then((items) => {
+      tags = items.slice().sort(naturalOrder);
+      complete = true;
+      draw();
+    }).catch(failure);
+  }
+
+  // ---------------------------------------------------------------- one tag (or digest)
+  function keyValue(rows) {
+    return h('table', { class: 'kv' }, h('tbody', {}, rows.map(([key, value, id]) =>
+      h('tr', {}, h('th', {}, key), h('td', id ? { id } : {}, value)))));
+  }
+
+  async function renderTag(repo, ref) {
+    const token = viewToken;
+    const repoPath = '#/repo/' + encodeURIComponent(repo);
+    const byDigest = ref.startsWith('sha256:');
+    const heading = h('h1', { id: 'tag-name' }, repo + (byDigest ? '@' + shortDigest(ref) : ':' + ref));
+    show(
+      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref)),
+      heading,
+      h('p', { class: 'muted' }, 'Loading…'),
+    );
+    const info = await describe(repo, ref);
+    if (token !== viewToken) return;
+    const digest = info.manifest.digest;
+    const parts = [
+      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref)),
+      heading,
+      keyValue([
+        ['Digest', h('code', {}, digest), 'detail-digest'],
+        ['Media type', info.manifest.mediaType, 'detail-media-type'],
+        ['Pull', pullCommand(repo, byDigest ? digest : ref)],
+      ]),
+    ];
+
+    if (!config.readOnly && !byDigest) {
+      const status = h('p', { class: 'error', id: 'delete-error', hidden: true });
+      const button = h('button', { type: 'button', class: 'danger', id: 'delete-tag' }, 'Delete ' + ref);
+      button.addEventListener('click', async () => {
+        const question = 'Delete ' + repo + ':' + ref + '?\n\nThe registry deletes manifest ' + digest
+          + ', so every tag that points to it goes too. Blobs are freed by the next garbage collection.';
+        if (!window.confirm(question)) return;
+        button.disabled = true;
+        try {
+          await request('/v2/' + repo + '/manifests/' + digest, { method: 'DELETE' });
+          sessionStorage.setItem('registry-web-flash', 'Deleted ' + repo + ':' + ref + ' (' + shortDigest(digest) + ').');
+          location.hash = repoPath;
+        } catch (error) {
+          if (error instanceof LoginNeeded) return failure(error);
+          button.disabled = false;
+          status.hidden = false;
+          status.textContent = 'The registry refused the delete: ' + error.message;
+        }
+      });
+      parts.push(h('div', { class: 'actions' }, button, status));
+    }
+
+    if (info.index) {
+      parts.push(h('h2', {}, 'Platforms'));
+      const body = h('tbody');
+      parts.push(h('table', { id: 'platform-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Platform'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Created'))),
+        body));
+      show(...parts);
+      const pool = makePool(DETAIL_REQUESTS, token);
+      for (const child of info.manifest.body.manifests) {
+        const row = h('tr', { dataset: { platform: platformName(child.platform), digest: child.digest, state: 'loading' } },
+          h('td', {}, platformName(child.platform)),
+          h('td', {}, h('a', { href: repoPath + '/digest/' + child.digest }, h('code', { title: child.digest }, shortDigest(child.digest)))),
+          h('td', { class: 'num size' }, '…'),
+          h('td', { class: 'created' }));
+        body.append(row);
+        pool(() => describe(repo, child.digest)).then((childInfo) => {
+          if (token !== viewToken) return;
+          row.children[2].textContent = childInfo.size === null ? '' : formatBytes(childInfo.size);
+          if (childInfo.size !== null) row.children[2].dataset.bytes = String(childInfo.size);
+          row.children[3].textContent = formatDate(childInfo.created);
+          row.dataset.state = 'loaded';
+        }).catch((error) => {
+          if (error instanceof Stale) return;
+          row.dataset.state = 'error';
+          row.children[2].textContent = error.message;
+        });
+      }
+      return;
+    }
+
+    const cfg = info.config || {};
+    const inner = cfg.config || {};
+    parts.push(keyValue([
+      ['Platform', info.platforms[0], 'detail-platform'],
+      ['Created', formatDate(info.created), 'detail-created'],
+      ['Size', formatBytes(info.size) + ' (' + info.size + ' bytes, compressed)', 'detail-size'],
+      ['Entrypoint', (inner.Entrypoint || []).join(' ')],
+      ['Command', (inner.Cmd || []).join(' ')],
+    ]));
+
+    const labels = Object.entries(inner.Labels || {}).sort(([a], [b]) => naturalOrder(a, b));
+    parts.push(h('h2', {}, 'Labels'));
+    parts.push(labels.length
+      ? h('table', { id: 'label-table' }, h('tbody', {}, labels.map(([k, v]) => h('tr', { dataset: { label: k } }, h('th', {}, k), h('td', {}, v)))))
+      : h('p', { class: 'muted', id: 'label-table' }, 'No labels.'));
+
+    const layers = info.manifest.body.layers || [];
+    parts.push(h('h2', {}, 'Layers (' + layers.length + ')'));
+    parts.push(h('table', { id: 'layer-table' },
+      h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Media type'))),
+      h('tbody', {}, layers.map((layer, i) => h('tr', { dataset: { digest: layer.digest, bytes: String(layer.size) } },
+        h('td', { class: 'num' }, String(i + 1)),
+        h('td', {}, h('code', { title: layer.digest }, shortDigest(layer.digest))),
+        h('td', { class: 'num', title: layer.size + ' bytes' }, formatBytes(layer.size)),
+        h('td', { class: 'muted' }, layer.mediaType))))));
+
+    const history = cfg.history || [];
+    parts.push(h('h2', {}, 'History'));
+    parts.push(history.length
+      ? h('ol', { id: 'history', class: 'history' }, history.map((step) =>
+        h('li', { class: step.empty_layer ? 'empty' : '' },
+          h('span', { class: 'muted' }, formatDate(step.created)), ' ',
+          h('code', {}, step.created_by || step.comment || '(no command recorded)'))))
+      : h('p', { class: 'muted', id: 'history' }, 'No history recorded.'));
+    show(...parts);
+  }
+
+  // ---------------------------------------------------------------- routing
+  function parseHash() {
+    const [path, search] = (location.hash.replace(/^#/, '') || '/').split('?');
+    const query = new URLSearchParams(search || '');
+    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    if (parts[0] === 'repo' && parts.length === 2) return { view: 'repo', repo: parts[1], query };
+    if (parts[0] === 'repo' && parts.length === 4 && (parts[2] === 'tag' || parts[2] === 'digest')) {
+      return { view: 'tag', repo: parts[1], ref: parts[3], query };
+    }
+    return { view: 'catalog', query };
+  }
+
+  function route() {
+    viewToken += 1;
+    setHeader();
+    if (config.authEnabled && !credentials.header()) {
+      renderLogin();
+      return;
+    }
+    const where = parseHash();
+    try {
+      if (where.view === 'repo') renderRepository(where.repo, where.query);
+      else if (where.view === 'tag') renderTag(where.repo, where.ref).catch(failure);
+      else renderCatalog(where.query);
+    } catch (error) {
+      failure(error);
+    }
+  }
+
+  document.getElementById('logout').addEventListener('click', () => {
+    credentials.clear();
+    location.hash = '#/';
+    route();
+  });
+  window.addEventListener('hashchange', route);
+  route();
+})();
