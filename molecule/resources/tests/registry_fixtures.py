@@ -84,6 +84,8 @@ import base64, json, ssl, sys, urllib.error, urllib.request
 url, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
 request = urllib.request.Request(url, method=sys.argv[4] if len(sys.argv) > 4 else "GET")
 request.add_header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+for name, value in json.loads(sys.argv[5] if len(sys.argv) > 5 else "{}").items():
+    request.add_header(name, value)
 if user:
     token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
     request.add_header("Authorization", "Basic " + token)
@@ -100,9 +102,11 @@ print(json.dumps(out))
 """
 
 
-def http(host, url, user="", password="", method="GET"):
+def http(host, url, user="", password="", method="GET", headers=None):
     """Make one HTTP request from a test host; return status, headers, body or error."""
-    args = " ".join(shlex.quote(a) for a in [url, user, password, method])
+    args = " ".join(
+        shlex.quote(a) for a in [url, user, password, method, json.dumps(headers or {})]
+    )
     result = host.run("python3 -c %s %s" % (shlex.quote(_HTTP_PROBE), args))
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
