@@ -79,6 +79,14 @@ def test_a_host_that_does_not_trust_the_ca_is_refused_by_the_front(web_host):
     assert "unable to get local issuer certificate" in answer["error"]
 
 
+def test_check_mode_on_the_converged_front_changes_nothing(web_host):
+    before = web_host.check_output(FRONT_STATE)
+    rc, out = converge("--limit", "web", "--check", "--diff")
+    assert rc == 0, out[-3000:]
+    assert recap(out)["web"]["changed"] == 0
+    assert web_host.check_output(FRONT_STATE) == before
+
+
 def test_deletes_the_registry_would_refuse_are_refused_first(web_host):
     before = web_host.check_output(FRONT_STATE)
     rc, out = converge(
