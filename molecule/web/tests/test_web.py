@@ -1,6 +1,8 @@
 """The front without a browser: docker through it, what it tells clients, what it refuses."""
 
 import json
+import re
+import uuid
 
 from conftest import FRONT, PUSHER
 from registry_fixtures import converge, http, pull_and_check_digest, push_unique_image, recap
@@ -23,6 +25,32 @@ def test_docker_pushes_and_pulls_through_the_front(client_a):
     )
     assert direct["headers"]["Docker-Content-Digest"] == pushed["digest"]
     client_a.check_output("docker image rm %s", pushed["reference"])
+    pull_and_check_digest(client_a, pushed)
+
+
+def test_a_layer_far_above_nginx_default_body_limit_goes_through(client_a):
+    # nginx refuses bodies over 1 MB unless told otherwise: 24 MB of noise does not compress.
+    reference = "%s/web-demo/big:%s" % (FRONT, uuid.uuid4().hex[:12])
+    client_a.check_output(
+        "set -e; d=$(mktemp -d); head -c 24M /dev/urandom > $d/noise; "
+        "tar -C $d -cf - noise | docker import - %s >/dev/null; rm -rf $d",
+        reference,
+    )
+    out = client_a.check_output("docker push %s", reference)
+    pushed = {
+        "reference": reference,
+        "digest": re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1),
+    }
+    _, tag = reference.rsplit(":", 1)
+    manifest = json.loads(
+        http(
+            client_a,
+            "https://registry:5000/v2/web-demo/big/manifests/%s" % tag,
+            *PUSHER,
+        )["body"]
+    )
+    assert manifest["layers"][0]["size"] > 24_000_000
+    client_a.check_output("docker image rm %s", reference)
     pull_and_check_digest(client_a, pushed)
 
 

@@ -537,7 +537,8 @@
 
   // ---------------------------------------------------------------- one tag (or digest)
   function keyValue(rows) {
-    return h('table', { class: 'kv' }, h('tbody', {}, rows.map(([key, value, id]) =>
+    const filled = rows.filter(([, value]) => value !== '' && value !== null && value !== undefined);
+    return h('table', { class: 'kv' }, h('tbody', {}, filled.map(([key, value, id]) =>
       h('tr', {}, h('th', {}, key), h('td', id ? { id } : {}, value)))));
   }
 
