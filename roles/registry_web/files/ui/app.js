@@ -279,8 +279,7 @@
     show(h('p', { class: 'error', id: 'error' }, 'The registry answered: ' + error.message));
   }
 
-  function pager(total, page, onChange) {
-    const pages = Math.max(1, Math.ceil(total / ROWS_PER_PAGE));
+  function pager(pages, page, onChange) {
     if (pages === 1) return h('span');
     return h('nav', { class: 'pager', 'aria-label': 'pages' },
       h('button', { type: 'button', id: 'page-prev', disabled: page <= 1, onclick: () => onChange(page - 1) }, '‹ Previous'),
@@ -304,7 +303,7 @@
     const pages = Math.max(1, Math.ceil(shown.length / ROWS_PER_PAGE));
     const current = Math.min(Math.max(1, page), pages);
     const rows = shown.slice((current - 1) * ROWS_PER_PAGE, current * ROWS_PER_PAGE);
-    return { shown, rows, page: current, filtered: Boolean(needle) };
+    return { shown, rows, pages, page: current, filtered: Boolean(needle) };
   }
 
   // "12 of 201 tags"; data-total is set once the last page of the list has arrived.
@@ -320,6 +319,45 @@
     for (const [key, value] of Object.entries(query)) if (value) params.set(key, value);
     const suffix = params.toString() ? '?' + params.toString() : '';
     history.replaceState(null, '', '#' + path + suffix);
+  }
+
+  // A list of names (repositories, tags) with a filter box and a page of rows on screen,
+  // shared by both list views. `row` makes a table row for a name; `empty(total, filter)`
+  // the row that says why none shows. update() takes the sorted names as they arrive.
+  function pagedList({ token, path, query, search, summary, nouns, body, pagerSlot, row, empty, beforeDraw }) {
+    const list = { names: [], complete: false };
+    let filter = query.get('q') || '';
+    let page = Number(query.get('page')) || 1;
+
+    function draw() {
+      if (token !== viewToken) return;
+      const view = visible(list.names, filter, page);
+      page = view.page;
+      showTotal(summary, view, list.names.length, nouns, list.complete);
+      if (beforeDraw) beforeDraw();
+      const rows = view.rows.map(row);
+      if (list.complete && view.shown.length === 0) rows.push(empty(list.names.length, filter));
+      body.replaceChildren(...rows);
+      pagerSlot.replaceChildren(pager(view.pages, page, (p) => {
+        page = p;
+        setQuery(path, { q: filter, page });
+        draw();
+      }));
+    }
+
+    search.value = filter;
+    search.addEventListener('input', () => {
+      filter = search.value;
+      page = 1;
+      setQuery(path, { q: filter });
+      draw();
+    });
+    list.update = (names, complete) => {
+      list.names = names.slice().sort(naturalOrder);
+      list.complete = complete;
+      draw();
+    };
+    return list;
   }
 
   // ---------------------------------------------------------------- login
@@ -359,12 +397,8 @@
     const token = viewToken;
     const counts = new Map();
     const countPool = makePool(COUNT_REQUESTS, token);
-    let repositories = [];
-    let complete = false;
-    let filter = query.get('q') || '';
-    let page = Number(query.get('page')) || 1;
 
-    const search = h('input', { type: 'search', id: 'repo-search', placeholder: 'Filter repositories', value: filter, 'aria-label': 'Filter repositories' });
+    const search = h('input', { type: 'search', id: 'repo-search', placeholder: 'Filter repositories', 'aria-label': 'Filter repositories' });
     const summary = h('p', { id: 'repo-total', class: 'muted' }, 'Loading repositories…');
     const body = h('tbody');
     const table = h('table', { id: 'repo-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Repository'), h('th', { class: 'num' }, 'Tags'))), body);
@@ -393,37 +427,26 @@
       return cell;
     }
 
-    function draw() {
-      if (token !== viewToken) return;
-      const view = visible(repositories, filter, page);
-      const shown = view.shown;
-      page = view.page;
-      showTotal(summary, view, repositories.length, ['repository', 'repositories'], complete);
-      const rows = view.rows.map((repo) =>
-        h('tr', { dataset: { repo } },
-          h('td', {}, h('a', { href: '#/repo/' + encodeURIComponent(repo) }, repo)),
-          countCell(repo)));
-      if (complete && repositories.length === 0) {
-        rows.push(h('tr', {}, h('td', { colspan: 2, class: 'muted' }, 'No repositories yet. Push one: docker push ' + config.registryName + '/hello:1')));
-      } else if (complete && shown.length === 0) {
-        rows.push(h('tr', {}, h('td', { colspan: 2, class: 'muted' }, 'No repository matches “' + filter + '”.')));
-      }
-      body.replaceChildren(...rows);
-      pagerSlot.replaceChildren(pager(shown.length, page, (p) => { page = p; setQuery('/', { q: filter, page }); draw(); }));
-    }
-
-    search.addEventListener('input', () => {
-      filter = search.value;
-      page = 1;
-      setQuery('/', { q: filter });
-      draw();
+    const list = pagedList({
+      token,
+      path: '/',
+      query,
+      search,
+      summary,
+      nouns: ['repository', 'repositories'],
+      body,
+      pagerSlot,
+      row: (repo) => h('tr', { dataset: { repo } },
+        h('td', {}, h('a', { href: '#/repo/' + encodeURIComponent(repo) }, repo)),
+        countCell(repo)),
+      empty: (total, filter) => h('tr', {}, h('td', { colspan: 2, class: 'muted' }, total
+        ? 'No repository matches “' + filter + '”.'
+        : 'No repositories yet. Push one: docker push ' + config.registryName + '/hello:1')),
     });
 
-    listAll('/v2/_catalog?n=' + config.pageSize, 'repositories', token, (items, more) => {
-      repositories = items.slice().sort(naturalOrder);
-      complete = !more;
-      draw();
-    }).then(() => { complete = true; draw(); }).catch(failure);
+    // Rows appear as each page of the catalog arrives, sorted together with the earlier ones.
+    listAll('/v2/_catalog?n=' + config.pageSize, 'repositories', token, (items, more) => list.update(items, !more))
+      .catch(failure);
   }
 
   // ---------------------------------------------------------------- tags of a repository
@@ -431,14 +454,10 @@
     const token = viewToken;
     const detailPool = makePool(DETAIL_REQUESTS, token);
     const details = new Map();
-    let tags = [];
-    let complete = false;
-    let filter = query.get('q') || '';
-    let page = Number(query.get('page')) || 1;
     const started = performance.now();
     const path = '/repo/' + encodeURIComponent(repo);
 
-    const search = h('input', { type: 'search', id: 'tag-search', placeholder: 'Filter tags', value: filter, 'aria-label': 'Filter tags' });
+    const search = h('input', { type: 'search', id: 'tag-search', placeholder: 'Filter tags', 'aria-label': 'Filter tags' });
     const summary = h('p', { id: 'tag-total', class: 'muted' }, 'Loading tags…');
     const body = h('tbody');
     const table = h('table', { id: 'tag-table' },
@@ -490,7 +509,7 @@
       }
       details.get(tag).then((info) => {
         if (token === viewToken) fillRow(row, info);
-        if (token === viewToken && body.querySelector('tr[data-state="loading"]') === null && complete) {
+        if (token === viewToken && body.querySelector('tr[data-state="loading"]') === null && list.complete) {
           table.dataset.renderedMs = String(Math.round(performance.now() - started));
         }
       }).catch((error) => {
@@ -502,37 +521,27 @@
       return row;
     }
 
-    function draw() {
-      if (token !== viewToken) return;
-      const view = visible(tags, filter, page);
-      const shown = view.shown;
-      page = view.page;
-      showTotal(summary, view, tags.length, ['tag', 'tags'], complete);
-      delete table.dataset.renderedMs;
-      const rows = view.rows.map(tagRow);
-      if (complete && shown.length === 0) {
-        rows.push(h('tr', {}, h('td', { colspan: 6, class: 'muted' }, tags.length ? 'No tag matches “' + filter + '”.' : 'This repository has no tags.')));
-      }
-      body.replaceChildren(...rows);
-      pagerSlot.replaceChildren(pager(shown.length, page, (p) => { page = p; setQuery(path, { q: filter, page }); draw(); }));
-    }
-
-    search.addEventListener('input', () => {
-      filter = search.value;
-      page = 1;
-      setQuery(path, { q: filter });
-      draw();
+    const list = pagedList({
+      token,
+      path,
+      query,
+      search,
+      summary,
+      nouns: ['tag', 'tags'],
+      body,
+      pagerSlot,
+      row: tagRow,
+      empty: (total, filter) => h('tr', {}, h('td', { colspan: 6, class: 'muted' }, total
+        ? 'No tag matches “' + filter + '”.'
+        : 'This repository has no tags.')),
+      beforeDraw: () => { delete table.dataset.renderedMs; },
     });
 
     // Tags are sorted, so rows wait for the last page; the count shows progress meanwhile.
     // Details then fill in behind the rows, a page of rows at a time.
     listTags(repo, token, (items, more) => {
       if (more) summary.textContent = items.length + ' tags so far…';
-    }).then((items) => {
-      tags = items.slice().sort(naturalOrder);
-      complete = true;
-      draw();
-    }).catch(failure);
+    }).then((items) => list.update(items, true)).catch(failure);
   }
 
   // ---------------------------------------------------------------- one tag (or digest)
@@ -546,17 +555,15 @@
     const token = viewToken;
     const repoPath = '#/repo/' + encodeURIComponent(repo);
     const byDigest = ref.startsWith('sha256:');
+    // Shown while the manifest loads, and moved into the finished page.
+    const crumbs = h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref));
     const heading = h('h1', { id: 'tag-name' }, repo + (byDigest ? '@' + shortDigest(ref) : ':' + ref));
-    show(
-      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref)),
-      heading,
-      h('p', { class: 'muted' }, 'Loading…'),
-    );
+    show(crumbs, heading, h('p', { class: 'muted' }, 'Loading…'));
     const info = await describe(repo, ref);
     if (token !== viewToken) return;
     const digest = info.manifest.digest;
     const parts = [
-      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref)),
+      crumbs,
       heading,
       keyValue([
         ['Digest', h('code', {}, digest), 'detail-digest'],
