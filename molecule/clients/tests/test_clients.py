@@ -37,9 +37,8 @@ def insecure_client():
 
 
 @pytest.fixture(scope="module")
-def ctr_user(inventory):
-    variables = inventory.get_variables("containerd-client")
-    return "%s:%s" % (variables["registry_client_username"], variables["registry_client_password"])
+def ctr_user(credentials):
+    return "%s:%s" % credentials("containerd-client")
 
 
 @pytest.fixture(scope="module")

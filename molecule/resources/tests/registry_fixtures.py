@@ -112,14 +112,26 @@ def http(host, url, user="", password="", method="GET", headers=None):
     return json.loads(result.stdout)
 
 
-def unique_image(host, repository):
-    """Build a one-layer image whose content is unique to this run, tagged for repository."""
-    tag = uuid.uuid4().hex[:12]
+def unique_image(host, repository, tag=None, payload_bytes=0, platform=None, changes=None):
+    """Build a one-layer image whose content is unique to this run, tagged for repository.
+
+    payload_bytes adds that much random (incompressible) data to the layer, platform
+    (os/arch) sets the image's platform, changes are `docker import --change` instructions
+    (by default CMD ["/payload"]). The tag is random unless given."""
+    token = uuid.uuid4().hex[:12]
+    tag = tag or token
     reference = "%s:%s" % (repository, tag)
+    changes = ['CMD ["/payload"]'] if changes is None else list(changes)
+    options = ["--platform", platform] if platform else []
+    for change in changes:
+        options += ["--change", change]
     host.check_output(
-        "set -e; d=$(mktemp -d); echo %s > $d/payload; tar -C $d -cf - payload "
-        "| docker import --change 'CMD [\"/payload\"]' - %s >/dev/null; rm -rf $d",
-        tag,
+        "set -e; d=$(mktemp -d); echo %s > $d/payload; "
+        "head -c %s /dev/urandom >> $d/payload; tar -C $d -cf - payload "
+        "| docker import " + " ".join(["%s"] * len(options)) + " - %s >/dev/null; rm -rf $d",
+        token,
+        str(payload_bytes),  # testinfra quotes strings only
+        *options,
         reference,
     )
     return reference, tag
@@ -176,9 +188,10 @@ SERVER_STATE = (
 )
 
 
-def push_unique_image(host, repository):
-    """Push a fresh one-layer image from host; return its reference, tag and pushed digest."""
-    reference, tag = unique_image(host, repository)
+def push_unique_image(host, repository, **image):
+    """Push a fresh one-layer image from host (unique_image's options); return its
+    reference, tag and pushed digest."""
+    reference, tag = unique_image(host, repository, **image)
     out = host.check_output("docker push %s", reference)
     digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
     return {"reference": reference, "tag": tag, "digest": digest}

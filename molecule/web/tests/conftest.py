@@ -5,7 +5,6 @@ Shared fixtures live in molecule/resources/tests/registry_fixtures.py.
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from playwright.sync_api import expect
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
 
 from registry_fixtures import *  # noqa: E402,F403
-from registry_fixtures import container_name, test_host  # noqa: E402
+from registry_fixtures import container_name, push_unique_image, test_host  # noqa: E402
 
 # A page on a 2-core machine shared with three Docker engines: give it time to settle.
 expect.set_options(timeout=15_000)
@@ -43,19 +42,8 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="session")
-def front():
-    return FRONT
-
-
-@pytest.fixture(scope="session")
 def web_host():
     return test_host("web")
-
-
-def _shell(host, script):
-    result = host.run("bash -c %s", script)
-    assert result.rc == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 # Runs on client-a: many requests over one keep-alive connection through the front, faster
@@ -118,49 +106,39 @@ def pushed(client_a):
     # An image per tag, each with its own content and a label; pushed through the front.
     app = {}
     for tag in ("v1", "v2", "v3"):
-        ref = "%s/web-demo/app:%s" % (FRONT, tag)
-        _shell(
+        labels = ["LABEL org.example.team=web", "LABEL org.example.tag=%s" % tag]
+        app[tag] = push_unique_image(
             host,
-            "set -e; d=$(mktemp -d); head -c 200000 /dev/urandom > $d/payload-%s; "
-            "tar -C $d -cf - . | docker import --change 'LABEL org.example.team=web' "
-            "--change 'LABEL org.example.tag=%s' --change 'CMD [\"/payload\"]' - %s >/dev/null"
-            % (tag, tag, ref),
-        )
-        out = _shell(host, "docker push %s" % ref)
-        app[tag] = out.split("digest: ")[1].split()[0]
+            FRONT + "/web-demo/app",
+            tag=tag,
+            payload_bytes=200_000,
+            changes=[*labels, 'CMD ["/payload"]'],
+        )["digest"]
 
     # A multi-arch index: two single-platform images (docker import --platform) joined
     # with docker manifest.
-    platforms = {}
-    for arch in ("amd64", "arm64"):
-        ref = "%s/web-demo/multi:%s" % (FRONT, arch)
-        _shell(
-            host,
-            "set -e; d=$(mktemp -d); echo %s > $d/arch; "
-            "tar -C $d -cf - . | docker import --platform linux/%s - %s >/dev/null; "
-            "docker push %s >/dev/null" % (arch, arch, ref, ref),
-        )
-        platforms[arch] = ref
+    platforms = [
+        push_unique_image(
+            host, FRONT + "/web-demo/multi", tag=arch, platform="linux/" + arch, changes=()
+        )["reference"]
+        for arch in ("amd64", "arm64")
+    ]
     index_ref = "%s/web-demo/multi:1.0" % FRONT
-    _shell(
-        host,
-        "docker manifest rm %s >/dev/null 2>&1 || true; docker manifest create %s %s %s >/dev/null"
-        % (index_ref, index_ref, platforms["amd64"], platforms["arm64"]),
+    host.check_output(
+        "docker manifest rm %s >/dev/null 2>&1 || true; docker manifest create %s %s %s >/dev/null",
+        index_ref,
+        index_ref,
+        *platforms,
     )
-    index_digest = _shell(host, "docker manifest push --purge %s" % index_ref).strip().split()[-1]
+    index_digest = host.check_output("docker manifest push --purge %s", index_ref).split()[-1]
 
     # A repository with 201 tags (more than two pages of tags/list) and 105 more
     # repositories (more than one page of _catalog).
-    _shell(
-        host,
-        "set -e; d=$(mktemp -d); head -c 300000 /dev/urandom > $d/blob; "
-        "tar -C $d -cf - . | docker import - %s/web-demo/many:base >/dev/null; "
-        "docker push %s/web-demo/many:base >/dev/null" % (FRONT, FRONT),
+    push_unique_image(host, FRONT + "/web-demo/many", tag="base", payload_bytes=300_000, changes=())
+    script_args = [str(a) for a in (FRONT, *PUSHER, "web-demo/many", MANY_TAGS, BULK_REPOSITORIES)]
+    many = json.loads(
+        host.check_output("python3 -c %s" + " %s" * len(script_args), _API_SCRIPT, *script_args)
     )
-    args = " ".join(
-        shlex.quote(str(a)) for a in (FRONT, *PUSHER, "web-demo/many", MANY_TAGS, BULK_REPOSITORIES)
-    )
-    many = json.loads(_shell(host, "python3 -c %s %s" % (shlex.quote(_API_SCRIPT), args)))
     return {"app": app, "index": index_digest, "many": many}
 
 

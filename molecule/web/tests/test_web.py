@@ -1,11 +1,16 @@
 """The front without a browser: docker through it, what it tells clients, what it refuses."""
 
 import json
-import re
-import uuid
 
 from conftest import FRONT, PUSHER
-from registry_fixtures import converge, http, pull_and_check_digest, push_unique_image, recap
+from registry_fixtures import (
+    converge,
+    http,
+    manifest_digest,
+    pull_and_check_digest,
+    push_unique_image,
+    recap,
+)
 
 FRONT_STATE = (
     "sha256sum /opt/registry-web/conf/nginx.conf /opt/registry-web/html/config.js "
@@ -17,40 +22,28 @@ FRONT_STATE = (
 def test_docker_pushes_and_pulls_through_the_front(client_a):
     pushed = push_unique_image(client_a, "%s/web-demo/through-front" % FRONT)
     # The registry itself (not the front) has the very manifest docker pushed.
-    direct = http(
-        client_a,
-        "https://registry:5000/v2/web-demo/through-front/manifests/%s" % pushed["tag"],
-        *PUSHER,
-        "HEAD",
+    direct = manifest_digest(
+        client_a, "registry:5000", "web-demo/through-front", pushed["tag"], *PUSHER
     )
-    assert direct["headers"]["Docker-Content-Digest"] == pushed["digest"]
+    assert direct == pushed["digest"]
     client_a.check_output("docker image rm %s", pushed["reference"])
     pull_and_check_digest(client_a, pushed)
 
 
 def test_a_layer_far_above_nginx_default_body_limit_goes_through(client_a):
     # nginx refuses bodies over 1 MB unless told otherwise: 24 MB of noise does not compress.
-    reference = "%s/web-demo/big:%s" % (FRONT, uuid.uuid4().hex[:12])
-    client_a.check_output(
-        "set -e; d=$(mktemp -d); head -c 24M /dev/urandom > $d/noise; "
-        "tar -C $d -cf - noise | docker import - %s >/dev/null; rm -rf $d",
-        reference,
+    pushed = push_unique_image(
+        client_a, "%s/web-demo/big" % FRONT, payload_bytes=24 * 1024 * 1024, changes=()
     )
-    out = client_a.check_output("docker push %s", reference)
-    pushed = {
-        "reference": reference,
-        "digest": re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1),
-    }
-    _, tag = reference.rsplit(":", 1)
     manifest = json.loads(
         http(
             client_a,
-            "https://registry:5000/v2/web-demo/big/manifests/%s" % tag,
+            "https://registry:5000/v2/web-demo/big/manifests/%s" % pushed["tag"],
             *PUSHER,
         )["body"]
     )
     assert manifest["layers"][0]["size"] > 24_000_000
-    client_a.check_output("docker image rm %s", reference)
+    client_a.check_output("docker image rm %s", pushed["reference"])
     pull_and_check_digest(client_a, pushed)
 
 
