@@ -1,5 +1,6 @@
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What the registry_tls module does: compare what is on disk with what is wanted,
 then create, keep or verify. The module file only declares the interface."""
 
@@ -9,12 +10,14 @@ from ansible_collections.privreg.registry.plugins.module_utils import tls
 from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     atomic_write,
     ensure_attributes,
+    file_mode,
     read_bytes,
 )
 
-KEY_MODE = "0600"
-CERT_MODE = "0644"
+KEY_MODE = 0o600
+DEFAULT_CERT_MODE = "0644"
 DEFAULT_KEY_SIZES = {"rsa": 2048, "ecdsa": 256}
+CA_MISSING = "ca_missing"
 
 
 def _summary_text(label, cert):
@@ -27,29 +30,65 @@ def _summary_text(label, cert):
     ).format(label=label, sans=", ".join(info["subject_alt_names"]), **info)
 
 
-class RegistryCertificates:
+class Material:
+    """The four files as they are on disk, parsed."""
+
+    def __init__(self, ca_cert=None, ca_key=None, cert=None, key=None):
+        self.ca_cert = ca_cert
+        self.ca_key = ca_key
+        self.cert = cert
+        self.key = key
+
+
+class RegistryTLS:
+    """A private CA and a leaf certificate signed by it, kept on disk."""
+
     def __init__(self, module):
         self.module = module
         self.params = module.params
         self.now = tls.utcnow()
         self.sans = tls.normalize_sans(self.params["subject_alt_names"])
+        self.ca_constraints = tls.normalize_constraints(self.params["ca_name_constraints"] or [])
         self.key_size = self.params["key_size"] or DEFAULT_KEY_SIZES[self.params["key_type"]]
         if self.params["key_type"] == "rsa" and self.key_size < 2048:
             raise tls.TLSMaterialError("key_size: RSA keys need at least 2048 bits")
+        create_ca = self.params["create_ca"]
+        # Client certificates come from the registry's CA, never a new one.
+        self.create_ca = self.params["purpose"] == "server" if create_ca is None else create_ca
+        if self.create_ca and self.params["purpose"] == "client":
+            raise tls.TLSMaterialError(
+                "create_ca=true with purpose=client: client certificates come from the "
+                "registry's existing CA; drop create_ca"
+            )
 
     # -- reading -----------------------------------------------------------------------
-    def _load(self, path, loader, what):
+    def _load(self, path, loader, what, replaceable):
+        """The parsed file, or None when it is missing. A file that cannot be parsed is
+        replaced like a missing one when `replaceable` (a leaf can be reissued); anything
+        else fails, so nothing the operator made is overwritten."""
         data = read_bytes(path) if path else None
         if data is None:
-            return None, None
+            return None
         try:
-            return loader(data, "%s (%s)" % (what, path)), data
-        except tls.TLSMaterialError:
-            if self.params["state"] == "verify":
-                raise
-            # Unreadable material is replaced like missing material, and said so.
+            return loader(data, "%s (%s)" % (what, path))
+        except tls.TLSMaterialError as exc:
+            if not replaceable:
+                raise tls.TLSMaterialError(
+                    "%s. Nothing was changed: this module does not overwrite it. Restore "
+                    "the file, or move it away to have a new one made (clients must then "
+                    "trust the new CA)" % exc
+                ) from exc
             self.module.warn("%s at %s could not be parsed; it will be replaced" % (what, path))
-            return None, None
+            return None
+
+    def _read(self):
+        p = self.params
+        return Material(
+            ca_cert=self._load(p["ca_cert_path"], tls.load_certificate, "CA certificate", False),
+            ca_key=self._load(p["ca_key_path"], tls.load_private_key, "CA private key", False),
+            cert=self._load(p["cert_path"], tls.load_certificate, "certificate", True),
+            key=self._load(p["key_path"], tls.load_private_key, "private key", True),
+        )
 
     def _common_name(self):
         if self.params["common_name"]:
@@ -71,42 +110,35 @@ class RegistryCertificates:
     def run(self):
         if self.params["state"] == "verify":
             return self.verify()
-        return self.ensure()
+        return self.present()
 
+    # -- state=verify --------------------------------------------------------------------
     def verify(self):
+        """Check operator-provided material: a leaf (with its intermediates) that chains to
+        the CA file, fits its key, is valid now and is fit to serve TLS."""
         p = self.params
-        ca_cert, _ = self._load(p["ca_cert_path"], tls.load_certificate, "CA certificate")
-        cert, _ = self._load(p["cert_path"], tls.load_certificate, "server certificate")
-        key, _ = self._load(p["key_path"], tls.load_private_key, "server private key")
-        missing = [
-            name
-            for name, value in (
-                ("ca_cert_path", ca_cert),
-                ("cert_path", cert),
-                ("key_path", key),
-            )
-            if value is None
-        ]
-        if missing:
+        roots = self._load_bundle(p["ca_cert_path"], "CA certificate")
+        chain = self._load_bundle(p["cert_path"], "certificate")
+        key = self._load(p["key_path"], tls.load_private_key, "private key", False)
+        if key is None:
             raise tls.TLSMaterialError(
-                "state=verify: no file at %s; provide the certificate, key and CA first"
-                % ", ".join("%s=%s" % (name, p[name]) for name in missing)
+                "state=verify: no file at key_path=%s; provide the key first" % p["key_path"]
             )
+        leaf = chain[0]
         problems = []
-        if not tls.key_matches(key, cert):
+        if not tls.key_matches(key, leaf):
             problems.append(tls.KEY_MISMATCH)
-        if not tls.issued_by(cert, ca_cert) and cert.issuer != cert.subject:
-            problems.append(tls.NOT_ISSUED_BY_CA)
-        if tls.not_after(cert) <= self.now:
-            problems.append("expired")
-        covered = set(tls.certificate_sans(cert))
+        problems += tls.chain_problems(chain, roots, self.now)
+        problems += tls.key_usage_problems(leaf, p["purpose"])
+        covered = set(tls.certificate_sans(leaf))
         missing_sans = [san for san in self.sans if san not in covered]
-        result = self._result(ca_cert, cert, False, problems, missing_sans)
+        result = self._result(roots[0], leaf, False, problems, missing_sans)
+        result["chain_length"] = len(chain)
         if problems:
             self.module.fail_json(
                 msg="The provided TLS material cannot serve the registry: %s. Check the "
                 "certificate, key and CA you gave (cert_path=%s)."
-                % (", ".join(problems), p["cert_path"]),
+                % ("; ".join(problems), p["cert_path"]),
                 **result,
             )
         if missing_sans:
@@ -116,94 +148,142 @@ class RegistryCertificates:
             )
         return result
 
-    def ensure(self):
-        p = self.params
-        check = self.module.check_mode
-        cn = self._common_name()
-
-        ca_cert, ca_cert_pem = self._load(p["ca_cert_path"], tls.load_certificate, "CA certificate")
-        ca_key, _ = self._load(p["ca_key_path"], tls.load_private_key, "CA private key")
-        cert, _ = self._load(p["cert_path"], tls.load_certificate, "server certificate")
-        key, _ = self._load(p["key_path"], tls.load_private_key, "server private key")
-        before_ca, before_cert = ca_cert, cert
-
-        ca_reasons = tls.ca_problems(ca_cert, ca_key, p["renew_before_days"], self.now)
-        usage = p["purpose"]
-        if usage == "client" and ca_reasons:
-            # Client certificates come from the registry's CA; never a new one.
+    def _load_bundle(self, path, what):
+        data = read_bytes(path)
+        if data is None:
             raise tls.TLSMaterialError(
-                "purpose=client needs the registry's CA at ca_cert_path=%s and ca_key_path=%s "
-                "(%s); deploy the registry server first"
-                % (p["ca_cert_path"], p["ca_key_path"], ", ".join(ca_reasons))
+                "state=verify: no %s at %s; provide the certificate, key and CA first"
+                % (what, path)
             )
-        reasons = tls.server_problems(
-            cert, key, ca_cert, self.sans, cn, p["renew_before_days"], self.now, usage
+        return tls.load_certificates(data, "%s (%s)" % (what, path))
+
+    # -- state=present -------------------------------------------------------------------
+    def present(self):
+        before = self._read()
+        cn = self._common_name()
+        ca_reasons, reasons = self._plan(before, cn)
+        check = self.module.check_mode
+        after = before if check else self._write(before, cn, ca_reasons, reasons)
+        changed = self._ensure_attributes(bool(ca_reasons or reasons))
+        result = self._result(
+            None if check and ca_reasons else after.ca_cert,
+            None if check and reasons else after.cert,
+            changed,
+            reasons,
+            [],
+        )
+        result["ca_changed"] = bool(ca_reasons) and CA_MISSING not in ca_reasons
+        if check and reasons:
+            result["subject_alt_names"] = self.sans
+        if self.module._diff:
+            result["diff"] = {
+                "before": _summary_text("ca", before.ca_cert)
+                + _summary_text(self.params["purpose"], before.cert),
+                "after": self._after_text(check, ca_reasons, reasons, after, cn),
+            }
+        return result
+
+    def _plan(self, material, cn):
+        """(reasons to make the CA, reasons to issue the leaf); empty lists keep them."""
+        p = self.params
+        ca_reasons = tls.ca_problems(
+            material.ca_cert, material.ca_key, p["renew_before_days"], self.now
+        )
+        if ca_reasons and not self.create_ca:
+            if tls.MISSING in ca_reasons and self.module.check_mode:
+                # A run of the whole deployment creates the CA before anyone asks it.
+                self.module.warn(
+                    "The CA at %s does not exist yet; a real run needs the registry server "
+                    "deployed first." % p["ca_cert_path"]
+                )
+                return [CA_MISSING], [CA_MISSING]
+            raise tls.TLSMaterialError(
+                "A %s certificate needs the registry's CA at ca_cert_path=%s and "
+                "ca_key_path=%s (%s), and this module does not create one here (create_ca "
+                "is false). Deploy the registry server (with its own CA) first; a registry "
+                "with provided or no TLS has no CA key to issue from"
+                % (p["purpose"], p["ca_cert_path"], p["ca_key_path"], ", ".join(ca_reasons))
+            )
+        # A CA that may only vouch for some names: a leaf for others would be refused by
+        # every client, so it is refused here, before anything is written.
+        constraints = self.ca_constraints if ca_reasons else tls.ca_constraints(material.ca_cert)
+        outside = tls.names_outside(self.sans, constraints)
+        if outside:
+            raise tls.TLSMaterialError(
+                "The registry's CA may only vouch for %s (its name constraints), so a "
+                "certificate for %s would be refused by every client. Use names inside "
+                "those, or rotate the CA with a wider registry_server_tls_ca_name_constraints "
+                "(see the README's security section)" % (", ".join(constraints), ", ".join(outside))
+            )
+        reasons = tls.leaf_problems(
+            material.cert,
+            material.key,
+            material.ca_cert,
+            self.sans,
+            cn,
+            p["renew_before_days"],
+            self.now,
+            p["purpose"],
         )
         if ca_reasons:
             reasons = sorted(set(reasons) | {tls.CA_RENEWED})
         if p["force"] and not reasons:
             reasons = [tls.FORCED]
+        return ca_reasons, reasons
 
-        if not check:
-            if ca_reasons:
-                if ca_key is None or tls.KEY_MISMATCH in ca_reasons:
-                    ca_key = tls.generate_private_key(p["key_type"], self.key_size)
-                    atomic_write(p["ca_key_path"], tls.key_to_pem(ca_key), int(KEY_MODE, 8))
-                ca_cert = tls.build_ca(ca_key, p["ca_common_name"], p["ca_valid_days"], self.now)
-                ca_cert_pem = tls.cert_to_pem(ca_cert)
-                atomic_write(p["ca_cert_path"], ca_cert_pem, int(CERT_MODE, 8))
-            if reasons:
-                # A key that is present and readable is kept: reissuing does not roll it.
-                if key is None:
-                    key = tls.generate_private_key(p["key_type"], self.key_size)
-                    atomic_write(p["key_path"], tls.key_to_pem(key), int(KEY_MODE, 8))
-                cert = tls.build_server_certificate(
-                    ca_key, ca_cert, key, cn, self.sans, p["valid_days"], self.now, usage
-                )
-                atomic_write(p["cert_path"], tls.cert_to_pem(cert), int(CERT_MODE, 8))
+    def _write(self, material, cn, ca_reasons, reasons):
+        p = self.params
+        ca_cert, ca_key, cert, key = material.ca_cert, material.ca_key, material.cert, material.key
+        cert_mode = file_mode(p["mode"], int(DEFAULT_CERT_MODE, 8))
+        if ca_reasons:
+            if ca_key is None or tls.KEY_MISMATCH in ca_reasons:
+                ca_key = tls.generate_private_key(p["key_type"], self.key_size)
+                atomic_write(p["ca_key_path"], tls.key_to_pem(ca_key), KEY_MODE)
+            ca_cert = tls.build_ca(
+                ca_key, p["ca_common_name"], p["ca_valid_days"], self.now, self.ca_constraints
+            )
+            atomic_write(p["ca_cert_path"], tls.cert_to_pem(ca_cert), cert_mode)
+        if reasons:
+            # A key that is present and readable is kept: reissuing does not roll it.
+            if key is None:
+                key = tls.generate_private_key(p["key_type"], self.key_size)
+                atomic_write(p["key_path"], tls.key_to_pem(key), KEY_MODE)
+            cert = tls.build_leaf_certificate(
+                ca_key, ca_cert, key, cn, self.sans, p["valid_days"], self.now, p["purpose"]
+            )
+            atomic_write(p["cert_path"], tls.cert_to_pem(cert), cert_mode)
+        return Material(ca_cert, ca_key, cert, key)
 
-        changed = bool(ca_reasons or reasons)
-        for path, mode in (
-            (p["ca_key_path"], KEY_MODE),
-            (p["key_path"], KEY_MODE),
-            (p["ca_cert_path"], CERT_MODE),
-            (p["cert_path"], CERT_MODE),
-        ):
+    def _ensure_attributes(self, changed):
+        """Owner, group and mode of the files that exist (keys stay 0600 whatever mode says)."""
+        p = self.params
+        paths = [(p["key_path"], "0600"), (p["cert_path"], p["mode"] or DEFAULT_CERT_MODE)]
+        if self.create_ca:
+            paths += [
+                (p["ca_key_path"], "0600"),
+                (p["ca_cert_path"], p["mode"] or DEFAULT_CERT_MODE),
+            ]
+        for path, mode in paths:
             if read_bytes(path) is not None:
-                changed = ensure_attributes(
-                    self.module, path, mode, p["owner"], p["group"], changed
-                )
+                changed = ensure_attributes(self.module, path, mode, changed)
+        return changed
 
-        result = self._result(
-            ca_cert if not (check and ca_reasons) else None,
-            cert if not (check and reasons) else None,
-            changed,
-            reasons,
-            [],
-        )
-        result["ca_changed"] = bool(ca_reasons)
-        if check and reasons:
-            result["subject_alt_names"] = self.sans
-        if self.module._diff:
-            result["diff"] = {
-                "before": _summary_text("ca", before_ca) + _summary_text("server", before_cert),
-                "after": self._after_text(check, ca_reasons, reasons, ca_cert, cert, cn),
-            }
-        return result
-
-    def _after_text(self, check, ca_reasons, reasons, ca_cert, cert, cn):
+    def _after_text(self, check, ca_reasons, reasons, after, cn):
         if not check:
-            return _summary_text("ca", ca_cert) + _summary_text("server", cert)
-        ca_text = (
-            "ca: (new CA would be created: %s)\n" % ", ".join(ca_reasons)
-            if ca_reasons
-            else _summary_text("ca", ca_cert)
-        )
+            return _summary_text("ca", after.ca_cert) + _summary_text(
+                self.params["purpose"], after.cert
+            )
+        if CA_MISSING in ca_reasons:
+            ca_text = "ca: absent (the registry server creates it)\n"
+        elif ca_reasons:
+            ca_text = "ca: (new CA would be created: %s)\n" % ", ".join(ca_reasons)
+        else:
+            ca_text = _summary_text("ca", after.ca_cert)
         if not reasons:
-            return ca_text + _summary_text("server", cert)
+            return ca_text + _summary_text(self.params["purpose"], after.cert)
         return ca_text + (
-            "server:\n  subject: %s\n  subject_alt_names: %s\n  (would be reissued: %s)\n"
-            % (cn, ", ".join(self.sans), ", ".join(reasons))
+            "%s:\n  subject: %s\n  subject_alt_names: %s\n  (would be issued: %s)\n"
+            % (self.params["purpose"], cn, ", ".join(self.sans), ", ".join(reasons))
         )
 
     def _result(self, ca_cert, cert, changed, reasons, missing_sans):

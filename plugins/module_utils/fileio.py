@@ -1,5 +1,6 @@
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Small file helpers shared by the collection's modules: read, and write atomically."""
 
 from __future__ import annotations
@@ -39,9 +40,18 @@ def atomic_write(path, data, mode):
         raise
 
 
-def ensure_attributes(module, path, mode, owner=None, group=None, changed=False):
-    """Apply mode, owner and group to an existing file; return whether anything changed."""
-    file_args = module.load_file_common_arguments(
-        {"path": path, "mode": mode, "owner": owner, "group": group}
-    )
+def file_mode(mode, default):
+    """The numeric mode of the module's `mode` option (octal string or int), or default."""
+    if mode is None:
+        return default
+    if isinstance(mode, int):
+        return mode
+    return int(str(mode), 8)
+
+
+def ensure_attributes(module, path, mode, changed=False):
+    """Apply the module's file options (owner, group, SELinux, attributes) and `mode` to an
+    existing file; return whether anything changed."""
+    file_args = module.load_file_common_arguments(module.params, path=path)
+    file_args["mode"] = mode
     return module.set_fs_attributes_if_different(file_args, changed)

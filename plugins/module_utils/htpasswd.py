@@ -1,5 +1,6 @@
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """htpasswd files with bcrypt entries only, as the registry's htpasswd auth reads them.
 
 Parsing and planning are pure functions; hashing goes through passlib (or libpass, the
@@ -9,6 +10,15 @@ maintained drop-in that imports as `passlib`).
 from __future__ import annotations
 
 import re
+
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
+    atomic_write,
+    ensure_attributes,
+    read_bytes,
+)
+from ansible_collections.privreg.registry.plugins.module_utils.validation import text_line
 
 try:
     from passlib.hash import bcrypt as _bcrypt
@@ -22,6 +32,7 @@ except ImportError as exc:  # reported by the module with missing_required_lib
 BCRYPT_RE = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 # Apache's htpasswd -B writes $2y$; the registry (Go's bcrypt) accepts it.
 BCRYPT_IDENT = "2y"
+DEFAULT_MODE = "0600"
 
 
 class HtpasswdError(ValueError):
@@ -35,7 +46,10 @@ def is_bcrypt(hashed):
 def parse(text):
     """Return an ordered dict of user -> hash. Blank lines are dropped."""
     entries = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only, as the registry reads them (splitlines() would also split at
+    # Unicode line separators that a name may hold).
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         name, sep, hashed = line.partition(":")
@@ -49,33 +63,57 @@ def render(entries):
     return "".join("%s:%s\n" % (name, hashed) for name, hashed in entries.items())
 
 
-def validate_users(users):
-    """Refuse names and passwords the registry cannot use, before anything is written."""
+def user_problems(users, where="users"):
+    """Every reason the registry could not use these users, as sentences naming the entry.
+
+    Shared by the module (which refuses to write) and the role's preflight (which refuses
+    to start), so both apply the same rules. Passwords never appear in the sentences.
+    """
+    problems = []
     seen = set()
     for index, user in enumerate(users):
+        entry = "%s[%d]" % (where, index)
+        if not isinstance(user, dict):
+            problems.append("%s is not a mapping with name and password" % entry)
+            continue
         name = user.get("name")
-        where = "users[%d]" % index
-        if not name or not name.strip():
-            raise HtpasswdError("%s.name is empty: every user needs a name" % where)
+        state = user.get("state", "present")
+        if name is None or not str(name).strip():
+            problems.append("%s has no name" % entry)
+            continue
+        name = str(name)
         if ":" in name:
-            raise HtpasswdError(
-                "%s.name %r contains ':', which htpasswd uses as separator; choose a name "
-                "without ':'" % (where, name)
+            problems.append(
+                "%s name %s contains ':', which htpasswd uses as separator" % (entry, name)
             )
-        if any(c in name for c in "\r\n") or name != name.strip():
-            raise HtpasswdError(
-                "%s.name %r has surrounding spaces or line breaks; remove them" % (where, name)
+        if text_line(name) or name != name.strip():
+            problems.append(
+                "%s name %r has surrounding spaces, line breaks or control characters"
+                % (entry, name)
+            )
+        if name.startswith("#"):
+            # The registry reads such a line as a comment: the user could never log in.
+            problems.append(
+                "%s name %s starts with '#', which htpasswd reads as a comment" % (entry, name)
             )
         if name in seen:
-            raise HtpasswdError("%s.name %r appears twice in users; list each once" % (where, name))
+            problems.append("%s name %s appears twice; list each user once" % (entry, name))
         seen.add(name)
-        if user.get("state", "present") == "present":
-            password = user.get("password")
-            if password is None or password == "":
-                raise HtpasswdError(
-                    "%s.password for user %r is empty: set a password (from vault), or "
-                    "state: absent to remove the user" % (where, name)
-                )
+        if state not in ("present", "absent"):
+            problems.append("%s (%s) has state %r; use present or absent" % (entry, name, state))
+        if state == "present" and (user.get("password") is None or user.get("password") == ""):
+            problems.append("%s (%s) has an empty password" % (entry, name))
+    return problems
+
+
+def validate_users(users):
+    """Refuse names and passwords the registry cannot use, before anything is written."""
+    problems = user_problems(users)
+    if problems:
+        raise HtpasswdError(
+            "; ".join(problems) + ". Give every user a name (without ':', spaces around it "
+            "or line breaks) and a password, or state: absent"
+        )
 
 
 def hash_password(password, cost):
@@ -126,3 +164,53 @@ def names_text(entries, marked=()):
     for name in entries:
         lines.append("%s (password set)" % name if name in marked else name)
     return "".join(line + "\n" for line in lines)
+
+
+class HtpasswdFile:
+    """What the registry_htpasswd module does; the module file declares the interface."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+
+    def run(self):
+        p = self.params
+        if not 4 <= p["cost"] <= 31:
+            raise HtpasswdError(
+                "cost must be between 4 and 31 (bcrypt's range); 10 is a good value"
+            )
+        current = read_bytes(p["path"])
+        entries = parse(to_text(current or b""))
+        new, added, updated, removed = plan(entries, p["users"], p["exclusive"], p["cost"])
+        self._warn_foreign(new)
+
+        changed = bool(added or updated or removed) or current is None
+        if changed and not self.module.check_mode:
+            atomic_write(p["path"], to_bytes(render(new)), 0o600)
+        if current is not None or not self.module.check_mode:
+            changed = ensure_attributes(self.module, p["path"], p["mode"] or DEFAULT_MODE, changed)
+
+        result = dict(
+            changed=changed,
+            path=p["path"],
+            added=added,
+            updated=updated,
+            removed=removed,
+            users=list(new),
+        )
+        if self.module._diff:
+            result["diff"] = dict(
+                before_header=p["path"],
+                after_header=p["path"],
+                before="" if current is None else names_text(entries),
+                after=names_text(new, marked=updated),
+            )
+        return result
+
+    def _warn_foreign(self, entries):
+        foreign = [name for name, hashed in entries.items() if not is_bcrypt(hashed)]
+        if foreign:
+            self.module.warn(
+                "htpasswd entries for %s are not bcrypt; the registry ignores them. List these "
+                "users with a password, or use exclusive: true." % ", ".join(sorted(foreign))
+            )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 
 try:
     from cryptography import x509
@@ -57,8 +58,8 @@ def normalize_sans(names):
         name = str(raw).strip()
         if not name:
             continue
-        kind, _, value = name.partition(":")
-        if kind.upper() in ("DNS", "IP") and value:
+        kind, separator, value = name.partition(":")
+        if separator and kind.upper() in ("DNS", "IP") and value:
             kind = kind.upper()
         else:
             kind, value = None, name
@@ -80,12 +81,15 @@ def normalize_sans(names):
     return sorted(result)
 
 
-def _general_names(sans):
+def _general_names(entries):
+    """x509 names of normalized 'DNS:name' / 'IP:address' (SANs) or 'IP:network' (name
+    constraints) strings."""
     names = []
-    for san in sans:
-        kind, value = san.split(":", 1)
+    for entry in entries:
+        kind, value = entry.split(":", 1)
         if kind == "IP":
-            names.append(x509.IPAddress(ipaddress.ip_address(value)))
+            ip = ipaddress.ip_network(value) if "/" in value else ipaddress.ip_address(value)
+            names.append(x509.IPAddress(ip))
         else:
             names.append(x509.DNSName(value))
     return names
@@ -156,6 +160,68 @@ def load_certificate(data, what):
         raise TLSMaterialError("%s is not a PEM certificate: %s" % (what, exc)) from exc
 
 
+def load_certificates(data, what):
+    """Every certificate in a PEM bundle (a leaf followed by its intermediates, or CAs)."""
+    blocks = re.findall(
+        rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, flags=re.DOTALL
+    )
+    if not blocks:
+        raise TLSMaterialError("%s holds no PEM certificate" % what)
+    return [load_certificate(block, what) for block in blocks]
+
+
+def not_before(cert):
+    value = getattr(cert, "not_valid_before_utc", None)
+    if value is None:  # cryptography < 42
+        value = cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def key_usage_problems(cert, usage="server"):
+    """What keeps a leaf from serving its purpose: a CA flag, a key usage without
+    digitalSignature, or an extended key usage without serverAuth (clientAuth)."""
+    problems = []
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            problems.append("is a CA certificate, not a %s certificate" % usage)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        if not cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+            problems.append("key usage lacks digitalSignature")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        if usage not in extended_key_usage(cert):
+            problems.append("extended key usage lacks %s" % USAGES[usage].replace("_", "").lower())
+    except x509.ExtensionNotFound:
+        pass
+    return problems
+
+
+def chain_problems(chain, roots, now):
+    """Follow leaf -> intermediates -> one of the roots; say what breaks the chain."""
+    problems = []
+    for cert in chain:
+        if not_before(cert) > now:
+            problems.append("%s is not valid before %s" % (common_name(cert), not_before(cert)))
+        if not_after(cert) <= now:
+            problems.append("%s expired on %s" % (common_name(cert), not_after(cert)))
+    for child, parent in zip(chain, chain[1:]):
+        if not issued_by(child, parent):
+            problems.append(
+                "%s is not signed by the next certificate in the file (%s)"
+                % (common_name(child), common_name(parent))
+            )
+    if not any(issued_by(chain[-1], root) for root in roots):
+        problems.append(
+            "%s is not signed by the CA given (%s)"
+            % (common_name(chain[-1]), ", ".join(str(common_name(r)) for r in roots))
+        )
+    return problems
+
+
 def _public_der(public_key):
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -205,13 +271,81 @@ def _builder(subject, issuer, public_key, days, now):
     )
 
 
-def build_ca(key, cn, days, now=None):
+def normalize_constraints(values):
+    """Turn ['example.com', '10.0.0.0/8', 'DNS:x', 'IP:10.1.2.3'] into sorted 'DNS:name' /
+    'IP:network' strings; a bare address becomes a one-address network."""
+    result = set()
+    for raw in values:
+        value = str(raw).strip()
+        kind, separator, rest = value.partition(":")
+        if separator and kind.upper() in ("DNS", "IP") and rest:
+            value = rest
+        try:
+            result.add("IP:" + str(ipaddress.ip_network(value, strict=False)))
+            continue
+        except ValueError:
+            pass
+        name = value.lower().rstrip(".").lstrip(".")
+        if not name or any(c.isspace() for c in name) or "/" in name or ":" in name or "*" in name:
+            raise TLSMaterialError(
+                "ca_name_constraints: %r is neither a DNS domain nor an IP network" % raw
+            )
+        result.add("DNS:" + name)
+    return sorted(result)
+
+
+def ca_constraints(ca_cert):
+    """The CA's permitted subtrees as 'DNS:name' / 'IP:network' strings; None: unconstrained."""
+    try:
+        ext = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+    permitted = []
+    for subtree in ext.permitted_subtrees or []:
+        if isinstance(subtree, x509.DNSName):
+            permitted.append("DNS:" + subtree.value.lower())
+        elif isinstance(subtree, x509.IPAddress):
+            permitted.append("IP:" + str(subtree.value))
+    return sorted(permitted)
+
+
+def names_outside(sans, constraints):
+    """The SANs a CA with these permitted subtrees may not vouch for (RFC 5280 matching, as
+    Go, OpenSSL and browsers apply it: a domain covers itself and its subdomains)."""
+    if constraints is None:
+        return []
+    domains = [c[4:] for c in constraints if c.startswith("DNS:")]
+    networks = [ipaddress.ip_network(c[3:]) for c in constraints if c.startswith("IP:")]
+    outside = []
+    for san in sans:
+        kind, value = san.split(":", 1)
+        if kind == "IP":
+            address = ipaddress.ip_address(value)
+            ok = not networks or any(address in n for n in networks if n.version == address.version)
+        else:
+            name = value[2:] if value.startswith("*.") else value
+            ok = not domains or any(name == d or name.endswith("." + d) for d in domains)
+        if not ok:
+            outside.append(san)
+    return outside
+
+
+def build_ca(key, cn, days, now=None, permitted=None):
+    """A CA certificate; with `permitted` ('DNS:' and 'IP:' subtrees) it may only vouch for
+    names inside them, so a stolen CA key cannot impersonate other sites."""
     now = now or utcnow()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = _builder(name, name, key.public_key(), days, now)
+    if permitted:
+        builder = builder.add_extension(
+            x509.NameConstraints(
+                permitted_subtrees=_general_names(permitted), excluded_subtrees=None
+            ),
+            critical=True,
+        )
     return (
-        _builder(name, name, key.public_key(), days, now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -239,7 +373,8 @@ def extended_key_usage(cert):
     return {name for name, oid in USAGES.items() if getattr(ExtendedKeyUsageOID, oid) in ext}
 
 
-def build_server_certificate(ca_key, ca_cert, key, cn, sans, days, now=None, usage="server"):
+def build_leaf_certificate(ca_key, ca_cert, key, cn, sans, days, now=None, usage="server"):
+    """A server (serverAuth) or client (clientAuth) certificate signed by the CA."""
     if not sans and usage == "server":
         raise TLSMaterialError("subject_alt_names: at least one name or address is needed")
     now = now or utcnow()
@@ -297,7 +432,7 @@ def ca_problems(ca_cert, ca_key, renew_before_days, now=None):
     return problems
 
 
-def server_problems(cert, key, ca_cert, sans, cn, renew_before_days, now=None, usage="server"):
+def leaf_problems(cert, key, ca_cert, sans, cn, renew_before_days, now=None, usage="server"):
     """Reasons to reissue the leaf certificate (an empty list means keep it)."""
     now = now or utcnow()
     if cert is None or key is None:

@@ -1,147 +1,156 @@
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Set or remove keys of one TOML table in place, leaving the rest of the file as it was.
 
-containerd's config.toml is edited by operators and other tools; rewriting it from a parsed
-model would drop comments and reorder everything. This edits lines: the table's header is
-found whatever its indentation or quoting, keys inside it are replaced or added, and a missing
-table is appended. It understands the subset containerd's config uses (standard tables and
-`key = value` lines); the caller parses the result with tomllib, where available, before
-writing it.
+containerd's config.toml is edited by operators and other tools, so it is changed through
+tomlkit, the maintained style-preserving TOML library (Debian: python3-tomlkit): comments,
+order and formatting of everything else stay. What is written is parsed again and must
+hold the values before the file is replaced.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import os
 
-HEADER_RE = re.compile(r"^\s*\[(?!\[)(?P<name>[^\]]*(?:\"[^\"]*\"[^\]]*)*)\]\s*(?:#.*)?$")
-KEY_RE = re.compile(r'^\s*(?P<key>"[^"]*"|[A-Za-z0-9_-]+)\s*=')
-BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
+    atomic_write,
+    ensure_attributes,
+    file_mode,
+    read_bytes,
+)
+
+try:
+    import tomlkit
+
+    HAS_TOMLKIT = True
+    TOMLKIT_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module with missing_required_lib
+    HAS_TOMLKIT = False
+    TOMLKIT_IMPORT_ERROR = exc
+
+NEW_FILE_MODE = 0o644
+MASK = "********"
 
 
 class TomlEditError(ValueError):
-    pass
-
-
-def split_key_path(text):
-    """Split a dotted table name: quoted parts may contain dots."""
-    parts, buf, quoted, i = [], "", False, 0
-    text = text.strip()
-    while i < len(text):
-        char = text[i]
-        if quoted:
-            if char == "\\" and i + 1 < len(text):
-                buf += text[i + 1]
-                i += 2
-                continue
-            if char == '"':
-                quoted = False
-            else:
-                buf += char
-        elif char == '"':
-            quoted = True
-        elif char == ".":
-            parts.append(buf.strip())
-            buf = ""
-        else:
-            buf += char
-        i += 1
-    if quoted:
-        raise TomlEditError("unterminated quote in table name %r" % text)
-    parts.append(buf.strip())
-    return parts
-
-
-def format_key(key):
-    return key if BARE_KEY_RE.match(key) else json.dumps(key)
+    """An edit that cannot be made safely: the message says why."""
 
 
 def format_table(path):
-    return "[" + ".".join(format_key(part) for part in path) + "]"
+    """The table's header as TOML writes it: [plugins."io.containerd.grpc.v1.cri".registry]."""
+    return "[" + ".".join(tomlkit.key(part).as_string() for part in path) + "]"
 
 
-def format_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(item) for item in value) + "]"
-    if isinstance(value, str):
-        # JSON string escaping is valid for TOML basic strings.
-        return json.dumps(value)
-    raise TomlEditError("cannot write %r as a TOML value" % (value,))
+def _plain(value):
+    """tomlkit items as plain Python values, for comparing."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _key_of(line):
-    match = KEY_RE.match(line)
-    if not match:
-        return None
-    key = match.group("key")
-    return json.loads(key) if key.startswith('"') else key
-
-
-def _table_bounds(lines, path):
-    """(header index, end index) of the table, or (None, None)."""
-    for index, line in enumerate(lines):
-        match = HEADER_RE.match(line)
-        if match and split_key_path(match.group("name")) == path:
-            end = index + 1
-            while (
-                end < len(lines)
-                and not HEADER_RE.match(lines[end])
-                and not lines[end].lstrip().startswith("[[")
-            ):
-                end += 1
-            return index, end
-    return None, None
+def get_table(document, path):
+    """The table at path in a parsed document, or None."""
+    node = document
+    for part in path:
+        if not hasattr(node, "get") or part not in node:
+            return None
+        node = node[part]
+    return node if hasattr(node, "get") else None
 
 
 def set_values(text, path, values):
     """Return text with the table's keys set to values (others in the table untouched)."""
-    lines = text.splitlines()
-    start, end = _table_bounds(lines, path)
-    if start is None:
-        if lines and lines[-1].strip():
-            lines.append("")
-        lines.append(format_table(path))
-        lines += ["%s = %s" % (format_key(k), format_value(v)) for k, v in values.items()]
-        return "\n".join(lines) + "\n"
-    indent = re.match(r"^\s*", lines[start]).group(0) + "  "
-    pending = dict(values)
-    for index in range(start + 1, end):
-        key = _key_of(lines[index])
-        if key in pending:
-            own_indent = re.match(r"^\s*", lines[index]).group(0)
-            lines[index] = "%s%s = %s" % (
-                own_indent,
-                format_key(key),
-                format_value(pending.pop(key)),
-            )
-    # New keys go right after the last non-blank line of the table.
-    insert_at = end
-    while insert_at - 1 > start and not lines[insert_at - 1].strip():
-        insert_at -= 1
-    new_lines = ["%s%s = %s" % (indent, format_key(k), format_value(v)) for k, v in pending.items()]
-    lines[insert_at:insert_at] = new_lines
-    return "\n".join(lines) + "\n"
+    document = _parse(text)
+    node = document
+    for depth, part in enumerate(path):
+        if part not in node:
+            # Tables that only hold tables need no header of their own.
+            node[part] = tomlkit.table(is_super_table=depth < len(path) - 1)
+        node = node[part]
+        if not hasattr(node, "get"):
+            raise TomlEditError("%s is a value, not a table" % format_table(path[: depth + 1]))
+    for key, value in values.items():
+        if _plain(node.get(key)) != value:
+            node[key] = value
+    return tomlkit.dumps(document)
 
 
 def remove_table(text, path):
-    """Return text without the table (header and its keys). Sub-tables stay."""
-    lines = text.splitlines()
-    start, end = _table_bounds(lines, path)
-    if start is None:
+    """Return text without the table (its keys and the tables below it)."""
+    document = _parse(text)
+    parent = get_table(document, path[:-1]) if path[:-1] else document
+    if parent is None or path[-1] not in parent:
         return text
-    del lines[start:end]
-    return "\n".join(lines) + ("\n" if lines else "")
+    del parent[path[-1]]
+    return tomlkit.dumps(document)
 
 
-def get_table(parsed, path):
-    node = parsed
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _parse(text):
+    try:
+        return tomlkit.parse(text)
+    except Exception as exc:  # tomlkit raises its own ParseError subclasses
+        raise TomlEditError("the file is not valid TOML (%s)" % exc) from exc
+
+
+def masked(text, path, secret_keys):
+    """The text with the secret keys of the table replaced by a mask, for diffs."""
+    if not secret_keys or not text:
+        return text
+    document = _parse(text)
+    table = get_table(document, path)
+    if table is None:
+        return text
+    for key in secret_keys:
+        if key in table:
+            table[key] = MASK
+    return tomlkit.dumps(document)
+
+
+class TomlTable:
+    """What the toml_table module does; the module file declares the interface."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+
+    def run(self):
+        p = self.params
+        values = dict(p["values"], **p["secret_values"])
+        current = read_bytes(p["path"])
+        before = to_text(current or b"")
+        if p["state"] == "present":
+            after = set_values(before, p["table"], values)
+            self._check(after, values)
+        else:
+            after = remove_table(before, p["table"])
+
+        changed = after != before and not (current is None and p["state"] == "absent")
+        if changed and not self.module.check_mode:
+            mode = file_mode(p["mode"], _existing_mode(p["path"]))
+            atomic_write(p["path"], to_bytes(after), mode)
+        if p["mode"] is not None and read_bytes(p["path"]) is not None:
+            changed = ensure_attributes(self.module, p["path"], p["mode"], changed)
+        result = dict(changed=changed, path=p["path"], table=format_table(p["table"]))
+        if self.module._diff:
+            secret_keys = list(p["secret_values"])
+            result["diff"] = dict(
+                before_header=p["path"],
+                after_header=p["path"],
+                before=masked(before, p["table"], secret_keys),
+                after=masked(after, p["table"], secret_keys),
+            )
+        return result
+
+    def _check(self, text, values):
+        """Parse what would be written: the table must hold exactly the values asked for."""
+        table = get_table(_parse(text), self.params["table"])
+        if table is None or any(_plain(table.get(k)) != v for k, v in values.items()):
+            raise TomlEditError("the edited table does not hold the values")
+
+
+def _existing_mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return NEW_FILE_MODE

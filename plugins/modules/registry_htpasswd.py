@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -18,17 +19,22 @@ description:
   - The file is written atomically; the diff shows user names only, never hashes or passwords.
   - The registry reads the file once at start; restart it when this module reports a change.
 author:
-  - privreg.registry contributors
+  - privreg.registry contributors (@privreg)
 requirements:
   - passlib (or libpass, its maintained drop-in) with bcrypt, on the managed host.
     Debian - python3-passlib and python3-bcrypt.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.files
 attributes:
   check_mode:
     support: full
-    description: Reports which users would be added, updated or removed.
+    details: Reports which users would be added, updated or removed.
   diff_mode:
     support: full
-    description: Lists user names before and after; passwords and hashes never appear.
+    details: Lists user names before and after; passwords and hashes never appear.
+  platform:
+    platforms: posix
 options:
   path:
     description: Path of the htpasswd file. It is created when missing.
@@ -62,16 +68,8 @@ options:
         basic auth, so very high costs slow down pushes and pulls.
     type: int
     default: 10
-  mode:
-    description: Mode of the file.
-    type: raw
-    default: "0600"
-  owner:
-    description: Owner of the file.
-    type: str
-  group:
-    description: Group of the file.
-    type: str
+notes:
+  - O(mode) defaults to C(0600); the file holds password hashes.
 """
 
 EXAMPLES = r"""
@@ -123,14 +121,8 @@ path:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.privreg.registry.plugins.module_utils import htpasswd
-from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
-    atomic_write,
-    ensure_attributes,
-    read_bytes,
-)
 
 
 def main():
@@ -149,10 +141,8 @@ def main():
             ),
             exclusive=dict(type="bool", default=False),
             cost=dict(type="int", default=10),
-            mode=dict(type="raw", default="0600"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
         ),
+        add_file_common_args=True,
         supports_check_mode=True,
     )
     if not htpasswd.HAS_PASSLIB:
@@ -160,45 +150,10 @@ def main():
             msg=missing_required_lib("passlib (Debian: python3-passlib; pip: libpass) and bcrypt"),
             exception=str(htpasswd.PASSLIB_IMPORT_ERROR),
         )
-    p = module.params
-    if not 4 <= p["cost"] <= 31:
-        module.fail_json(msg="cost must be between 4 and 31 (bcrypt's range); 10 is a good value")
-
-    current = read_bytes(p["path"])
     try:
-        entries = htpasswd.parse(to_text(current or b""))
-        new, added, updated, removed = htpasswd.plan(entries, p["users"], p["exclusive"], p["cost"])
+        result = htpasswd.HtpasswdFile(module).run()
     except htpasswd.HtpasswdError as exc:
-        module.fail_json(msg="%s (path=%s)" % (exc, p["path"]))
-
-    foreign = [name for name, hashed in new.items() if not htpasswd.is_bcrypt(hashed)]
-    if foreign:
-        module.warn(
-            "htpasswd entries for %s are not bcrypt; the registry ignores them. List these "
-            "users with a password, or use exclusive: true." % ", ".join(sorted(foreign))
-        )
-
-    changed = bool(added or updated or removed) or current is None
-    if changed and not module.check_mode:
-        atomic_write(p["path"], to_bytes(htpasswd.render(new)), 0o600)
-    if current is not None or not module.check_mode:
-        changed = ensure_attributes(module, p["path"], p["mode"], p["owner"], p["group"], changed)
-
-    result = dict(
-        changed=changed,
-        path=p["path"],
-        added=added,
-        updated=updated,
-        removed=removed,
-        users=list(new),
-    )
-    if module._diff:
-        result["diff"] = dict(
-            before_header=p["path"],
-            after_header=p["path"],
-            before="" if current is None else htpasswd.names_text(entries),
-            after=htpasswd.names_text(new, marked=updated),
-        )
+        module.fail_json(msg="%s (path=%s)" % (exc, module.params["path"]))
     module.exit_json(**result)
 
 

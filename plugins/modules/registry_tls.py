@@ -1,56 +1,74 @@
 #!/usr/bin/python
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: registry_tls
-short_description: Keep a private CA and the registry's server certificate
+short_description: Keep a private CA and certificates signed by it, or check provided ones
 version_added: 0.1.0
 description:
-  - Creates a private certificate authority and a server key and certificate signed by it,
-    or keeps the existing ones when they are still right.
-  - The server certificate is reissued only when needed - missing files, a key that does
-    not match, a different set of subject alternative names or common name, expiry within
-    O(renew_before_days), or a certificate the current CA did not sign.
+  - Creates a private certificate authority and a server (or client) key and certificate
+    signed by it, or keeps the existing ones when they are still right.
+  - The certificate is reissued only when needed - missing files, a key that does not match,
+    a different set of subject alternative names or common name, expiry within
+    O(renew_before_days), a different purpose, or a certificate the current CA did not sign.
   - The CA is replaced only when it is missing, its key does not match, or it expires within
-    O(renew_before_days). Clients must then fetch the new CA again.
-  - With O(state=verify) nothing is written - operator-provided material is checked
-    (key matches, signed by the CA, not expired) and the names it lacks are reported.
-  - Private keys are written atomically with mode C(0600); certificates with C(0644).
+    O(renew_before_days), and only where O(create_ca) allows it. Clients must then fetch the
+    new CA again. A CA file or key that cannot be parsed (for example a key encrypted by the
+    operator) fails the module; it is never overwritten.
+  - With O(state=verify) nothing is written - operator-provided material is checked - the
+    certificate file (the leaf, optionally followed by its intermediates) must chain to the
+    CA file, be valid now, match the key and be fit for O(purpose); names it lacks are
+    reported.
+  - Private keys are written atomically with mode C(0600) whatever O(mode) says;
+    certificates with O(mode) (default C(0644)).
 author:
-  - privreg.registry contributors
+  - privreg.registry contributors (@privreg)
 requirements:
   - cryptography >= 3.3 on the managed host
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.files
 attributes:
   check_mode:
     support: full
-    description: Reports what would be regenerated and why, without writing.
+    details: Reports what would be created or reissued and why, without writing.
   diff_mode:
     support: full
-    description: Shows subjects, names, expiry and fingerprints; never key material.
+    details: Shows subjects, names, expiry and fingerprints; never key material.
+  platform:
+    platforms: posix
 options:
   state:
     description:
-      - V(present) creates or keeps the CA and the server (or client) certificate.
+      - V(present) creates or keeps the CA and the certificate.
       - V(verify) only checks existing files and fails when they cannot work together.
     type: str
     choices: [present, verify]
     default: present
   purpose:
     description:
-      - V(server) - the registry's certificate (extended key usage serverAuth); the CA is created
-        when missing.
+      - V(server) - a TLS server certificate (extended key usage serverAuth).
       - V(client) - a client certificate for mutual TLS (clientAuth), issued from the existing
-        CA; it fails when the CA is missing rather than create another.
+        CA.
     type: str
     choices: [server, client]
     default: server
+  create_ca:
+    description:
+      - Whether a missing or expiring CA may be created here.
+      - Defaults to V(true) for O(purpose=server) and V(false) for O(purpose=client).
+      - Set it to V(false) wherever the CA belongs to someone else - the module then issues
+        from the existing CA only and fails when there is none.
+    type: bool
   ca_cert_path:
-    description: Path of the CA certificate (PEM).
+    description:
+      - Path of the CA certificate (PEM). With O(state=verify) it may hold several CAs;
+        the certificate must chain to one of them.
     type: path
     required: true
   ca_key_path:
@@ -58,24 +76,37 @@ options:
       - Path of the CA private key (PEM, unencrypted). Required with O(state=present).
     type: path
   cert_path:
-    description: Path of the server certificate (PEM).
+    description:
+      - Path of the certificate (PEM). With O(state=verify) it may be followed by its
+        intermediate CA certificates (a full chain).
     type: path
     required: true
   key_path:
-    description: Path of the server private key (PEM, unencrypted).
+    description: Path of the private key (PEM, unencrypted).
     type: path
     required: true
   common_name:
     description:
-      - Common name of the server certificate. Defaults to the first DNS name in
+      - Common name of the certificate. Defaults to the first DNS name in
         O(subject_alt_names). Clients ignore it; the names that matter are the SANs.
     type: str
   subject_alt_names:
     description:
-      - Every DNS name and IP address clients use to reach the registry.
+      - Every DNS name and IP address clients use to reach the server.
       - Bare values that parse as IP addresses become IP SANs, others DNS SANs;
         C(DNS:) and C(IP:) prefixes are accepted too.
       - With O(state=verify), names the certificate lacks are returned in RV(missing_sans).
+    type: list
+    elements: str
+    default: []
+  ca_name_constraints:
+    description:
+      - Name constraints of a CA this module creates - DNS domains (each also covers its
+        subdomains) and IP networks (a bare address is a network of one) that the CA may
+        vouch for. Clients refuse a certificate from it for any other name.
+      - Empty - an unconstrained CA. An existing CA keeps what it has.
+      - A certificate whose names lie outside the CA's constraints is refused before
+        anything is written.
     type: list
     elements: str
     default: []
@@ -84,7 +115,7 @@ options:
     type: str
     default: privreg registry CA
   valid_days:
-    description: Lifetime of a newly issued server certificate, in days.
+    description: Lifetime of a newly issued certificate, in days.
     type: int
     default: 365
   ca_valid_days:
@@ -107,15 +138,9 @@ options:
         this changes; remove the key file to roll it.
     type: int
   force:
-    description: Reissue the server certificate even when nothing requires it.
+    description: Reissue the certificate even when nothing requires it.
     type: bool
     default: false
-  owner:
-    description: Owner of the written files.
-    type: str
-  group:
-    description: Group of the written files.
-    type: str
 """
 
 EXAMPLES = r"""
@@ -134,6 +159,7 @@ EXAMPLES = r"""
 - name: A client certificate for mutual TLS, from the registry's CA (on the server)
   privreg.registry.registry_tls:
     purpose: client
+    create_ca: false
     common_name: build01.example.com
     ca_cert_path: /opt/registry/certs/ca.crt
     ca_key_path: /opt/registry/security/ca.key
@@ -156,26 +182,26 @@ ca_cert_path:
   returned: always
   type: str
 cert_path:
-  description: Path of the server certificate.
+  description: Path of the certificate.
   returned: always
   type: str
 key_path:
-  description: Path of the server private key.
+  description: Path of the private key.
   returned: always
   type: str
 subject_alt_names:
-  description: SANs of the server certificate (as it is, or would be after this run).
+  description: SANs of the certificate (as it is, or would be after this run).
   returned: always
   type: list
   elements: str
   sample: ["DNS:registry.example.com", "IP:10.0.0.5"]
 not_after:
-  description: Expiry of the server certificate, UTC.
+  description: Expiry of the certificate, UTC.
   returned: always
   type: str
   sample: "2027-11-22T10:00:00Z"
 fingerprint:
-  description: SHA-256 fingerprint of the server certificate. Empty in check mode when it would be reissued.
+  description: SHA-256 fingerprint of the certificate. Empty in check mode when it would be reissued.
   returned: always
   type: str
 ca_not_after:
@@ -192,9 +218,9 @@ ca_changed:
   type: bool
 reasons:
   description:
-    - Why the server certificate was (or would be) issued, for example C(missing),
+    - Why the certificate was (or would be) issued, for example C(missing),
       C(sans_changed), C(expiring), C(key_mismatch), C(not_issued_by_ca), C(ca_renewed),
-      C(usage_changed).
+      C(usage_changed), or C(ca_missing) in check mode when the CA does not exist yet.
     - With O(state=verify), the problems found.
   returned: always
   type: list
@@ -204,14 +230,16 @@ missing_sans:
   returned: always
   type: list
   elements: str
+chain_length:
+  description: Number of certificates in the certificate file (the leaf and its intermediates).
+  returned: with O(state=verify)
+  type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.privreg.registry.plugins.module_utils import tls
-from ansible_collections.privreg.registry.plugins.module_utils.certificates import (
-    RegistryCertificates,
-)
+from ansible_collections.privreg.registry.plugins.module_utils.certificates import RegistryTLS
 
 
 def main():
@@ -219,6 +247,7 @@ def main():
         argument_spec=dict(
             state=dict(type="str", choices=["present", "verify"], default="present"),
             purpose=dict(type="str", choices=["server", "client"], default="server"),
+            create_ca=dict(type="bool"),
             ca_cert_path=dict(type="path", required=True),
             ca_key_path=dict(type="path"),
             cert_path=dict(type="path", required=True),
@@ -226,15 +255,15 @@ def main():
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
             ca_common_name=dict(type="str", default="privreg registry CA"),
+            ca_name_constraints=dict(type="list", elements="str", default=[]),
             valid_days=dict(type="int", default=365),
             ca_valid_days=dict(type="int", default=3650),
             renew_before_days=dict(type="int", default=30),
             key_type=dict(type="str", choices=["rsa", "ecdsa"], default="rsa"),
             key_size=dict(type="int"),
             force=dict(type="bool", default=False),
-            owner=dict(type="str"),
-            group=dict(type="str"),
         ),
+        add_file_common_args=True,
         required_if=[("state", "present", ["ca_key_path"])],
         supports_check_mode=True,
     )
@@ -244,7 +273,7 @@ def main():
             exception=str(tls.CRYPTOGRAPHY_IMPORT_ERROR),
         )
     try:
-        result = RegistryCertificates(module).run()
+        result = RegistryTLS(module).run()
     except tls.TLSMaterialError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

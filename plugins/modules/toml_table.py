@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -12,20 +13,27 @@ version_added: 0.1.0
 description:
   - Edits one table of a TOML file such as containerd's C(config.toml) in place. Other tables,
     keys, comments and their order stay as they were.
-  - The table is found whatever its indentation or quoting and appended when missing.
-  - When the managed host's Python has C(tomllib) (3.11 and later) the result is parsed before
-    it is written; a file that would not parse, or a table that would not hold the values, is
-    refused and left untouched.
+  - Works through tomlkit, the maintained style-preserving TOML library, rather than by
+    editing lines. What would be written is parsed again and must hold the values; a file
+    that does not parse is refused and left untouched.
+  - Missing tables are created (tables that only hold tables get no header of their own).
   - Written atomically; the diff masks O(secret_values).
 author:
-  - privreg.registry contributors
+  - privreg.registry contributors (@privreg)
+requirements:
+  - tomlkit on the managed host (Debian and Ubuntu - python3-tomlkit).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.files
 attributes:
   check_mode:
     support: full
-    description: Reports the change without writing.
+    details: Reports the change without writing.
   diff_mode:
     support: full
-    description: Shows the file before and after, with secret values masked.
+    details: Shows the file before and after, with secret values masked.
+  platform:
+    platforms: posix
 options:
   path:
     description: The TOML file. Created when missing and O(state=present).
@@ -49,11 +57,12 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  mode:
-    description:
-      - Mode of the file. Use C(0600) when it holds secrets.
-      - Unset, an existing file keeps its mode and a new one gets C(0644).
-    type: raw
+notes:
+  - Unset O(mode) keeps an existing file's mode and gives a new one C(0644). Use C(0600)
+    when the file holds secrets.
+  - For containerd 2.x (config C(version = 3)) the CRI registry settings live under
+    C(plugins."io.containerd.cri.v1.images".registry); for 1.x (C(version = 2)) under
+    C(plugins."io.containerd.grpc.v1.cri".registry).
 """
 
 EXAMPLES = r"""
@@ -87,41 +96,9 @@ table:
   sample: '[plugins."io.containerd.grpc.v1.cri".registry]'
 """
 
-import os
-import re
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.privreg.registry.plugins.module_utils import toml_tables
-from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
-    atomic_write,
-    ensure_attributes,
-    read_bytes,
-)
-
-try:
-    import tomllib
-except ImportError:  # Python < 3.11: the edit is not parsed before writing
-    tomllib = None
-
-
-def _masked(text, secret_keys):
-    if not secret_keys:
-        return text
-    pattern = re.compile(
-        r"^(\s*(?:%s)\s*=\s*).*$" % "|".join(re.escape(k) for k in secret_keys), re.MULTILINE
-    )
-    return pattern.sub(r"\1********", text)
-
-
-def _mode_for_write(path, mode):
-    if mode is not None:
-        return int(str(mode), 8)
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return 0o644
 
 
 def main():
@@ -132,45 +109,21 @@ def main():
             values=dict(type="dict", default={}),
             secret_values=dict(type="dict", default={}, no_log=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            mode=dict(type="raw"),
         ),
+        add_file_common_args=True,
         supports_check_mode=True,
     )
-    p = module.params
-    values = dict(p["values"], **p["secret_values"])
-    current = read_bytes(p["path"])
-    before = to_text(current or b"")
+    if not toml_tables.HAS_TOMLKIT:
+        module.fail_json(
+            msg=missing_required_lib("tomlkit (Debian: python3-tomlkit)"),
+            exception=str(toml_tables.TOMLKIT_IMPORT_ERROR),
+        )
     try:
-        if p["state"] == "present":
-            after = toml_tables.set_values(before, p["table"], values)
-        else:
-            after = toml_tables.remove_table(before, p["table"])
-        if tomllib is not None:
-            parsed = tomllib.loads(after)
-            table = toml_tables.get_table(parsed, p["table"])
-            if p["state"] == "present" and (
-                table is None or any(table.get(k) != v for k, v in values.items())
-            ):
-                raise toml_tables.TomlEditError("the edited table does not hold the values")
-    except (toml_tables.TomlEditError, ValueError) as exc:
+        result = toml_tables.TomlTable(module).run()
+    except toml_tables.TomlEditError as exc:
         module.fail_json(
             msg="Refusing to edit %s: %s. The file is left as it was; fix it by hand or "
-            "check the table name." % (p["path"], exc)
-        )
-
-    changed = after != before and not (current is None and p["state"] == "absent")
-    if changed and not module.check_mode:
-        atomic_write(p["path"], to_bytes(after), _mode_for_write(p["path"], p["mode"]))
-    if p["mode"] is not None and read_bytes(p["path"]) is not None:
-        changed = ensure_attributes(module, p["path"], p["mode"], None, None, changed)
-    result = dict(changed=changed, path=p["path"], table=toml_tables.format_table(p["table"]))
-    if module._diff:
-        secret_keys = list(p["secret_values"])
-        result["diff"] = dict(
-            before_header=p["path"],
-            after_header=p["path"],
-            before=_masked(before, secret_keys),
-            after=_masked(after, secret_keys),
+            "check the table name." % (module.params["path"], exc)
         )
     module.exit_json(**result)
 

@@ -15,17 +15,50 @@ def load(path):
         return yaml.safe_load(handle) or {}
 
 
+def entry_points(role):
+    return load(role / "meta" / "argument_specs.yml")["argument_specs"]
+
+
+def all_options(role):
+    """Each option of any entry point (an option several entry points share is one)."""
+    options = {}
+    for entry in entry_points(role).values():
+        options.update(entry.get("options", {}))
+    return options
+
+
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
-def test_argument_specs_and_defaults_agree(role):
+def test_every_default_is_a_documented_option(role):
     defaults = load(role / "defaults" / "main.yml")
-    options = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(options) == sorted(defaults)
-    for name, spec in options.items():
+    options = all_options(role)
+    assert sorted(set(defaults) - set(options)) == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_optional_option_has_its_default_in_defaults(role):
+    defaults = load(role / "defaults" / "main.yml")
+    for name, spec in all_options(role).items():
+        if spec.get("required"):
+            assert name not in defaults, "%s is required: it cannot have a default" % name
+        else:
+            assert name in defaults, "%s is optional but defaults/main.yml lacks it" % name
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_spec_defaults_equal_the_role_defaults(role):
+    defaults = load(role / "defaults" / "main.yml")
+    for name, spec in all_options(role).items():
         assert name.startswith(role.name + "_"), "%s does not carry the role's prefix" % name
         assert spec.get("description"), "%s has no description" % name
+        if name not in defaults:
+            continue
         value = defaults[name]
         if isinstance(value, str) and "{{" in value:
-            continue  # templated defaults are described, not compared
+            # A computed default is described in words; a Jinja string as a typed default
+            # is what antsibull-docs rejects.
+            assert "default" not in spec, "%s: describe the computed default instead" % name
+            assert "default" in str(spec["description"]).lower(), name
+            continue
         assert spec.get("default") == value, "%s: spec default %r, defaults %r" % (
             name,
             spec.get("default"),
@@ -38,3 +71,9 @@ def test_internal_variables_start_with_underscore(role):
     internal = load(role / "vars" / "main.yml") if (role / "vars" / "main.yml").exists() else {}
     for name in internal:
         assert name.startswith("_" + role.name + "_"), name
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_entry_point_has_its_tasks_file(role):
+    for entry in entry_points(role):
+        assert (role / "tasks" / ("%s.yml" % entry)).exists(), entry

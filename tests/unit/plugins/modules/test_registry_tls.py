@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ansible_collections.privreg.registry.plugins.module_utils import tls
 from ansible_collections.privreg.registry.plugins.modules import registry_tls
@@ -77,9 +80,9 @@ def test_keys_are_private_and_certificates_readable(tls_module, paths):
 
 
 def test_second_run_changes_nothing(tls_module, paths):
-    _, first = tls_module()
+    first = tls_module()[1]
     before = {name: Path(path).read_bytes() for name, path in paths.items()}
-    _, second = tls_module()
+    second = tls_module()[1]
     assert second["changed"] is False
     assert second["reasons"] == []
     assert second["fingerprint"] == first["fingerprint"]
@@ -87,7 +90,7 @@ def test_second_run_changes_nothing(tls_module, paths):
 
 
 def test_check_mode_writes_nothing(tls_module, paths):
-    _, result = tls_module(check_mode=True)
+    result = tls_module(check_mode=True)[1]
     assert result["changed"] is True
     assert result["reasons"] == ["ca_renewed", "missing"]
     assert not any(os.path.exists(path) for path in paths.values())
@@ -96,19 +99,19 @@ def test_check_mode_writes_nothing(tls_module, paths):
 def test_check_mode_reports_pending_san_change(tls_module, paths):
     tls_module()
     before = Path(paths["cert_path"]).read_bytes()
-    _, result = tls_module(check_mode=True, subject_alt_names=SANS + ["reg2.lab"])
+    result = tls_module(check_mode=True, subject_alt_names=SANS + ["reg2.lab"])[1]
     assert result["changed"]
     assert result["reasons"] == ["sans_changed"]
     assert Path(paths["cert_path"]).read_bytes() == before
 
 
 def test_new_san_reissues_certificate_and_keeps_keys_and_ca(tls_module, paths):
-    _, first = tls_module()
+    first = tls_module()[1]
     server_key, ca_pem = (
         public_key_bytes(paths["key_path"]),
         Path(paths["ca_cert_path"]).read_bytes(),
     )
-    _, result = tls_module(subject_alt_names=SANS + ["reg2.lab"])
+    result = tls_module(subject_alt_names=SANS + ["reg2.lab"])[1]
     assert result["changed"]
     assert result["reasons"] == ["sans_changed"]
     assert result["ca_changed"] is False
@@ -120,20 +123,20 @@ def test_new_san_reissues_certificate_and_keeps_keys_and_ca(tls_module, paths):
 
 def test_san_order_and_case_do_not_matter(tls_module):
     tls_module()
-    _, result = tls_module(subject_alt_names=["registry.lab.", "IP:10.0.0.5", "REGISTRY"])
+    result = tls_module(subject_alt_names=["registry.lab.", "IP:10.0.0.5", "REGISTRY"])[1]
     assert result["changed"] is False
 
 
 def test_expiring_certificate_is_reissued(tls_module, paths):
     tls_module(valid_days=10)
-    _, result = tls_module(valid_days=365)
+    result = tls_module(valid_days=365)[1]
     assert result["reasons"] == ["expiring"]
     assert (tls.not_after(load_cert(paths["cert_path"])) - tls.utcnow()).days >= 364
 
 
 def test_threshold_decides_what_expiring_means(tls_module):
     tls_module(valid_days=10)
-    _, result = tls_module(renew_before_days=5)
+    result = tls_module(renew_before_days=5)[1]
     assert result["changed"] is False
 
 
@@ -142,7 +145,7 @@ def test_key_that_does_not_match_is_detected(tls_module, paths):
     other = ec.generate_private_key(ec.SECP256R1())
     with open(paths["key_path"], "wb") as handle:
         handle.write(tls.key_to_pem(other))
-    _, result = tls_module()
+    result = tls_module()[1]
     assert result["reasons"] == ["key_mismatch"]
     cert = load_cert(paths["cert_path"])
     assert tls.key_matches(other, cert)
@@ -152,7 +155,7 @@ def test_lost_ca_renews_ca_and_reissues_server_certificate(tls_module, paths):
     tls_module()
     os.unlink(paths["ca_key_path"])
     os.unlink(paths["ca_cert_path"])
-    _, result = tls_module()
+    result = tls_module()[1]
     assert result["ca_changed"] is True
     assert set(result["reasons"]) == {"ca_renewed", "not_issued_by_ca"}
     assert tls.issued_by(load_cert(paths["cert_path"]), load_cert(paths["ca_cert_path"]))
@@ -160,7 +163,7 @@ def test_lost_ca_renews_ca_and_reissues_server_certificate(tls_module, paths):
 
 def test_expiring_ca_is_renewed(tls_module, paths):
     tls_module(ca_valid_days=20)
-    _, result = tls_module()
+    result = tls_module()[1]
     assert result["ca_changed"] is True
     assert "ca_renewed" in result["reasons"]
     assert (tls.not_after(load_cert(paths["ca_cert_path"])) - tls.utcnow()).days >= 3649
@@ -170,13 +173,13 @@ def test_certificate_from_another_ca_is_reissued(tls_module, paths, tmp_path):
     tls_module()
     other = dict(paths, ca_cert_path=str(tmp_path / "o.crt"), ca_key_path=str(tmp_path / "o.key"))
     tls_module(**other, force=True)
-    _, result = tls_module()
+    result = tls_module()[1]
     assert result["reasons"] == ["not_issued_by_ca"]
 
 
 def test_force_reissues(tls_module):
-    _, first = tls_module()
-    _, result = tls_module(force=True)
+    first = tls_module()[1]
+    result = tls_module(force=True)[1]
     assert result["reasons"] == ["forced"]
     assert result["fingerprint"] != first["fingerprint"]
 
@@ -184,14 +187,14 @@ def test_force_reissues(tls_module):
 def test_loose_key_mode_is_tightened(tls_module, paths):
     tls_module()
     os.chmod(paths["key_path"], 0o644)
-    _, result = tls_module()
+    result = tls_module()[1]
     assert result["changed"] is True
     assert result["reasons"] == []
     assert stat.S_IMODE(os.stat(paths["key_path"]).st_mode) == 0o600
 
 
 def test_diff_has_names_and_fingerprints_but_no_key_material(tls_module, paths):
-    _, result = tls_module(diff=True)
+    result = tls_module(diff=True)[1]
     after = result["diff"]["after"]
     assert "DNS:registry.lab" in after
     assert result["fingerprint"] in after
@@ -200,7 +203,7 @@ def test_diff_has_names_and_fingerprints_but_no_key_material(tls_module, paths):
 
 
 def test_rsa_keys(tls_module, paths):
-    _, result = tls_module(key_type="rsa", key_size=2048)
+    result = tls_module(key_type="rsa", key_size=2048)[1]
     assert result["changed"]
     key = tls.load_private_key(Path(paths["key_path"]).read_bytes(), "key")
     assert key.key_size == 2048
@@ -247,7 +250,7 @@ def test_verify_refuses_key_of_another_certificate(tls_module, paths):
 def test_verify_refuses_missing_files(tls_module, paths):
     code, result = tls_module(state="verify")
     assert code == 1
-    assert "cert_path=" in result["msg"]
+    assert "no CA certificate at %s" % paths["ca_cert_path"] in result["msg"]
 
 
 @pytest.mark.parametrize(
@@ -277,7 +280,7 @@ def test_client_certificate_comes_from_the_existing_ca(tls_module, paths, tmp_pa
         key_path=str(tmp_path / "client.key"),
         subject_alt_names=[],
     )
-    _, result = tls_module(purpose="client", common_name="build01", **client)
+    result = tls_module(purpose="client", common_name="build01", **client)[1]
     assert result["changed"]
     assert result["ca_changed"] is False
     cert = load_cert(client["cert_path"])
@@ -286,14 +289,14 @@ def test_client_certificate_comes_from_the_existing_ca(tls_module, paths, tmp_pa
     assert tls.issued_by(cert, load_cert(paths["ca_cert_path"]))
     assert Path(paths["ca_cert_path"]).read_bytes() == ca_pem
     assert stat.S_IMODE(os.stat(client["key_path"]).st_mode) == 0o600
-    _, again = tls_module(purpose="client", common_name="build01", **client)
+    again = tls_module(purpose="client", common_name="build01", **client)[1]
     assert again["changed"] is False
 
 
 def test_client_certificate_without_a_ca_is_refused(tls_module, paths):
     code, result = tls_module(purpose="client", common_name="build01", subject_alt_names=[])
     assert code == 1
-    assert "deploy the registry server first" in result["msg"]
+    assert "Deploy the registry server (with its own CA) first" in result["msg"]
     assert not any(os.path.exists(path) for path in paths.values())
 
 
@@ -301,6 +304,248 @@ def test_certificate_for_the_wrong_purpose_is_reissued(tls_module, paths):
     tls_module()
     # Reissue the server's certificate as a client certificate, then ask for a server one.
     tls_module(purpose="client", common_name="registry.lab", force=True)
-    _, result = tls_module()
+    result = tls_module()[1]
     assert "usage_changed" in result["reasons"]
     assert tls.extended_key_usage(load_cert(paths["cert_path"])) == {"server"}
+
+
+# --- CA ownership: a caller that does not own the CA can never make one ----------------------
+
+
+def test_create_ca_false_issues_from_the_existing_ca(tls_module, paths, tmp_path):
+    tls_module()
+    ca_before = Path(paths["ca_cert_path"]).read_bytes()
+    other = dict(cert_path=str(tmp_path / "web.crt"), key_path=str(tmp_path / "web.key"))
+    code, result = tls_module(create_ca=False, subject_alt_names=["web.lab"], **other)
+    assert code == 0
+    assert result["changed"]
+    assert result["ca_changed"] is False
+    assert Path(paths["ca_cert_path"]).read_bytes() == ca_before
+    assert tls.issued_by(load_cert(other["cert_path"]), load_cert(paths["ca_cert_path"]))
+
+
+def test_create_ca_false_without_a_ca_fails_and_writes_nothing(tls_module, paths):
+    code, result = tls_module(create_ca=False)
+    assert code == 1
+    assert "create_ca is false" in result["msg"]
+    assert not any(os.path.exists(path) for path in paths.values())
+
+
+def test_create_ca_false_in_check_mode_reports_the_missing_ca(tls_module, paths):
+    code, result = tls_module(create_ca=False, check_mode=True, diff=True)
+    assert code == 0
+    assert result["changed"]
+    assert result["reasons"] == ["ca_missing"]
+    assert result["ca_changed"] is False
+    assert "ca: absent" in result["diff"]["after"]
+    assert not any(os.path.exists(path) for path in paths.values())
+
+
+def test_an_expiring_ca_is_not_replaced_by_a_caller_that_does_not_own_it(tls_module, paths):
+    tls_module(ca_valid_days=10, renew_before_days=5)
+    ca_before = Path(paths["ca_cert_path"]).read_bytes()
+    code, result = tls_module(create_ca=False, renew_before_days=30)
+    assert code == 1
+    assert "expiring" in result["msg"]
+    assert Path(paths["ca_cert_path"]).read_bytes() == ca_before
+
+
+def test_create_ca_with_purpose_client_is_refused(tls_module):
+    code, result = tls_module(purpose="client", common_name="c", create_ca=True)
+    assert code == 1
+    assert "create_ca=true with purpose=client" in result["msg"]
+
+
+@pytest.mark.parametrize("which", ["ca_key_path", "ca_cert_path"])
+def test_unparseable_ca_material_fails_and_is_kept(tls_module, paths, which):
+    """An encrypted CA key (or a damaged CA file) is the operator's: never overwrite it."""
+    tls_module()
+    garbage = (
+        b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nnot a key we can read\n"
+        b"-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    Path(paths[which]).write_bytes(garbage)
+    before = {name: Path(path).read_bytes() for name, path in paths.items()}
+    code, result = tls_module(force=True)
+    assert code == 1
+    assert "does not overwrite it" in result["msg"]
+    assert {name: Path(path).read_bytes() for name, path in paths.items()} == before
+
+
+def test_unparseable_leaf_is_reissued(tls_module, paths):
+    tls_module()
+    Path(paths["cert_path"]).write_bytes(b"garbage")
+    code, result = tls_module()
+    assert code == 0
+    assert result["reasons"] == ["missing"]
+    assert tls.issued_by(load_cert(paths["cert_path"]), load_cert(paths["ca_cert_path"]))
+
+
+# --- state=verify: the operator's chain, checked like a client would -------------------------
+
+
+def _ca(name, signer_key=None, signer_cert=None, days=30, not_before_delta=-5):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = tls.utcnow()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signer_cert.subject if signer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(minutes=not_before_delta))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signer_key or key, hashes.SHA256())
+    )
+    return key, cert
+
+
+@pytest.fixture
+def operator_chain(paths):
+    """root -> intermediate -> leaf for registry.lab, as an operator's CA would issue."""
+    root_key, root = _ca("Operator Root")
+    inter_key, inter = _ca("Operator Intermediate", root_key, root)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = tls.build_leaf_certificate(
+        inter_key, inter, leaf_key, "registry.lab", tls.normalize_sans(SANS), 30
+    )
+    Path(paths["ca_cert_path"]).write_bytes(tls.cert_to_pem(root))
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(leaf) + tls.cert_to_pem(inter))
+    Path(paths["key_path"]).write_bytes(tls.key_to_pem(leaf_key))
+    return {"root": (root_key, root), "inter": (inter_key, inter), "leaf": (leaf_key, leaf)}
+
+
+def test_verify_accepts_a_full_chain_to_the_root(tls_module, operator_chain):
+    code, result = tls_module(state="verify")
+    assert code == 0, result
+    assert result["chain_length"] == 2
+    assert result["missing_sans"] == []
+
+
+def test_verify_refuses_a_leaf_without_its_intermediate(tls_module, paths, operator_chain):
+    leaf = operator_chain["leaf"][1]
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(leaf))
+    code, result = tls_module(state="verify")
+    assert code == 1
+    assert "is not signed by the CA given (Operator Root)" in result["msg"]
+
+
+def test_verify_refuses_a_self_signed_leaf_whatever_ca_is_given(tls_module, paths, operator_chain):
+    key = operator_chain["leaf"][0]
+    own = tls.build_leaf_certificate(
+        key,
+        tls.build_ca(key, "registry.lab", 30),
+        key,
+        "registry.lab",
+        tls.normalize_sans(SANS),
+        30,
+    )
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(own))
+    code, result = tls_module(state="verify")
+    assert code == 1
+    assert "not signed by the CA given" in result["msg"]
+
+
+def test_verify_refuses_a_ca_certificate_as_the_server_certificate(
+    tls_module, paths, operator_chain
+):
+    inter_key, inter = operator_chain["inter"]
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(inter))
+    Path(paths["key_path"]).write_bytes(tls.key_to_pem(inter_key))
+    code, result = tls_module(state="verify")
+    assert code == 1
+    assert "is a CA certificate" in result["msg"]
+
+
+def test_verify_refuses_a_client_certificate_for_a_server(tls_module, paths, operator_chain):
+    inter_key, inter = operator_chain["inter"]
+    key = operator_chain["leaf"][0]
+    client = tls.build_leaf_certificate(
+        inter_key, inter, key, "registry.lab", tls.normalize_sans(SANS), 30, usage="client"
+    )
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(client) + tls.cert_to_pem(inter))
+    code, result = tls_module(state="verify")
+    assert code == 1
+    assert "extended key usage lacks serverauth" in result["msg"]
+
+
+def test_verify_refuses_a_certificate_not_yet_valid(tls_module, paths, operator_chain):
+    root_key, root = operator_chain["root"]
+    inter_key, future = _ca("Future Intermediate", root_key, root, not_before_delta=24 * 60)
+    key = operator_chain["leaf"][0]
+    leaf = tls.build_leaf_certificate(
+        inter_key, future, key, "registry.lab", tls.normalize_sans(SANS), 30
+    )
+    Path(paths["cert_path"]).write_bytes(tls.cert_to_pem(leaf) + tls.cert_to_pem(future))
+    code, result = tls_module(state="verify")
+    assert code == 1
+    assert "Future Intermediate is not valid before" in result["msg"]
+
+
+# --- Name constraints: the CA may only vouch for the registry's own names ----------------------
+
+
+def _client_verifies(ca_path, cert_path, hostname):
+    """What a TLS client would conclude (cryptography's RFC 5280 verifier, which applies
+    name constraints like Go and OpenSSL do)."""
+    from cryptography.x509 import DNSName, verification
+
+    store = verification.Store([load_cert(ca_path)])
+    verifier = verification.PolicyBuilder().store(store).build_server_verifier(DNSName(hostname))
+    try:
+        verifier.verify(load_cert(cert_path), [])
+        return True
+    except verification.VerificationError:
+        return False
+
+
+def test_a_new_ca_carries_its_name_constraints(tls_module, paths):
+    code, result = tls_module(ca_name_constraints=["registry.lab", "registry", "10.0.0.0/24"])
+    assert code == 0, result
+    constraints = tls.ca_constraints(load_cert(paths["ca_cert_path"]))
+    assert constraints == ["DNS:registry", "DNS:registry.lab", "IP:10.0.0.0/24"]
+    assert _client_verifies(paths["ca_cert_path"], paths["cert_path"], "registry.lab")
+
+
+def test_a_leaf_outside_the_constraints_is_refused_before_anything_is_written(
+    tls_module, paths, tmp_path
+):
+    tls_module(ca_name_constraints=["lab", "registry", "10.0.0.0/24"])
+    other = dict(cert_path=str(tmp_path / "w.crt"), key_path=str(tmp_path / "w.key"))
+    code, result = tls_module(create_ca=False, subject_alt_names=["bank.example"], **other)
+    assert code == 1
+    assert "may only vouch for DNS:lab, DNS:registry, IP:10.0.0.0/24" in result["msg"]
+    assert "DNS:bank.example" in result["msg"]
+    assert not os.path.exists(other["cert_path"])
+    code, result = tls_module(create_ca=False, subject_alt_names=["web.lab", "10.0.0.9"], **other)
+    assert code == 0, result
+
+
+def test_clients_refuse_what_a_constrained_ca_signs_outside_its_names(tls_module, paths, tmp_path):
+    """The reason for the constraints: even with the CA key, another site's certificate
+    does not verify (made here by hand, past the module's own refusal)."""
+    tls_module(ca_name_constraints=["registry.lab", "registry", "10.0.0.5"])
+    ca_key = tls.load_private_key(Path(paths["ca_key_path"]).read_bytes(), "ca")
+    key = ec.generate_private_key(ec.SECP256R1())
+    forged = tls.build_leaf_certificate(
+        ca_key, load_cert(paths["ca_cert_path"]), key, "bank.example", ["DNS:bank.example"], 30
+    )
+    forged_path = tmp_path / "forged.crt"
+    forged_path.write_bytes(tls.cert_to_pem(forged))
+    assert not _client_verifies(paths["ca_cert_path"], str(forged_path), "bank.example")
+
+
+def test_an_unconstrained_ca_keeps_issuing_for_any_name(tls_module, paths, tmp_path):
+    tls_module()
+    other = dict(cert_path=str(tmp_path / "w.crt"), key_path=str(tmp_path / "w.key"))
+    code, result = tls_module(create_ca=False, subject_alt_names=["anything.example"], **other)
+    assert code == 0, result
+
+
+def test_bad_constraints_are_refused(tls_module, paths):
+    code, result = tls_module(ca_name_constraints=["not a domain"])
+    assert code == 1
+    assert "neither a DNS domain nor an IP network" in result["msg"]
+    assert not os.path.exists(paths["ca_cert_path"])

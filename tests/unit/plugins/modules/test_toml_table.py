@@ -53,7 +53,9 @@ def test_adds_the_table_and_keeps_the_rest(toml_module, config):
     assert result["changed"]
     assert result["table"] == '[plugins."io.containerd.grpc.v1.cri".registry]'
     text = config.read_text()
-    assert text.startswith(DEBIAN_CONFIG)
+    # Every line the operator had is still there, comment included, in the same order.
+    remaining = iter(text.splitlines())
+    assert all(line in remaining for line in DEBIAN_CONFIG.splitlines())
     data = parsed(config)
     assert data["plugins"]["io.containerd.grpc.v1.cri"]["registry"] == {
         "config_path": "/etc/containerd/certs.d"
@@ -64,13 +66,13 @@ def test_adds_the_table_and_keeps_the_rest(toml_module, config):
 def test_second_run_changes_nothing(toml_module, config):
     toml_module(table=REGISTRY, values={"config_path": "/etc/containerd/certs.d"})
     before = config.read_text()
-    _, result = toml_module(table=REGISTRY, values={"config_path": "/etc/containerd/certs.d"})
+    result = toml_module(table=REGISTRY, values={"config_path": "/etc/containerd/certs.d"})[1]
     assert result["changed"] is False
     assert config.read_text() == before
 
 
 def test_existing_indented_table_is_edited_in_place(toml_module, config):
-    _, result = toml_module(table=REGISTRY[:2] + ["cni"], values={"bin_dir": "/opt/cni/bin"})
+    result = toml_module(table=REGISTRY[:2] + ["cni"], values={"bin_dir": "/opt/cni/bin"})[1]
     assert result["changed"]
     text = config.read_text()
     assert '      bin_dir = "/opt/cni/bin"' in text
@@ -89,11 +91,11 @@ def test_new_key_joins_an_existing_table(toml_module, config):
 
 
 def test_secret_values_are_masked_in_diff(toml_module, config):
-    _, result = toml_module(
+    result = toml_module(
         table=AUTH, secret_values={"username": "ci", "password": "s3cr3t"}, mode="0600", diff=True
-    )
+    )[1]
     assert "s3cr3t" not in str(result)
-    assert "password = ********" in result["diff"]["after"]
+    assert 'password = "********"' in result["diff"]["after"]
     assert parsed(config)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["configs"][
         "registry:5000"
     ]["auth"] == {"username": "ci", "password": "s3cr3t"}
@@ -103,16 +105,16 @@ def test_secret_values_are_masked_in_diff(toml_module, config):
 def test_absent_removes_only_that_table(toml_module, config):
     toml_module(table=REGISTRY, values={"config_path": "/etc/containerd/certs.d"})
     toml_module(table=AUTH, secret_values={"username": "ci", "password": "x"})
-    _, result = toml_module(table=AUTH, state="absent")
+    result = toml_module(table=AUTH, state="absent")[1]
     assert result["changed"]
     registry = parsed(config)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
     assert registry == {"config_path": "/etc/containerd/certs.d"}
-    _, again = toml_module(table=AUTH, state="absent")
+    again = toml_module(table=AUTH, state="absent")[1]
     assert again["changed"] is False
 
 
 def test_check_mode_writes_nothing(toml_module, config):
-    _, result = toml_module(table=REGISTRY, values={"config_path": "/x"}, check_mode=True)
+    result = toml_module(table=REGISTRY, values={"config_path": "/x"}, check_mode=True)[1]
     assert result["changed"]
     assert config.read_text() == DEBIAN_CONFIG
 
@@ -120,7 +122,7 @@ def test_check_mode_writes_nothing(toml_module, config):
 def test_missing_file_is_created(toml_module, tmp_path):
     path = tmp_path / "new" / "config.toml"
     path.parent.mkdir()
-    _, result = toml_module(path=str(path), table=REGISTRY, values={"config_path": "/c"})
+    result = toml_module(path=str(path), table=REGISTRY, values={"config_path": "/c"})[1]
     assert result["changed"]
     assert parsed(path)["plugins"]["io.containerd.grpc.v1.cri"]["registry"]
 
@@ -135,23 +137,37 @@ def test_file_that_would_not_parse_is_refused_and_left_alone(toml_module, config
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("path", "expected"),
     [
-        (
-            'plugins."io.containerd.grpc.v1.cri".registry',
-            ["plugins", "io.containerd.grpc.v1.cri", "registry"],
-        ),
-        (' a . "b.c" . d ', ["a", "b.c", "d"]),
-        ('configs."reg:5000".auth', ["configs", "reg:5000", "auth"]),
+        (REGISTRY, '[plugins."io.containerd.grpc.v1.cri".registry]'),
+        (["a", "b.c", "d"], '[a."b.c".d]'),
+        (["configs", "reg:5000", "auth"], '[configs."reg:5000".auth]'),
     ],
 )
-def test_split_key_path(text, expected):
-    assert toml_tables.split_key_path(text) == expected
+def test_table_headers_are_written_as_toml_quotes_them(path, expected):
+    assert toml_tables.format_table(path) == expected
+
+
+def test_containerd_2_tables_are_added_beside_a_version_3_config(toml_module, tmp_path):
+    """containerd 2.x (config version 3) keeps the CRI registry under cri.v1.images."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'version = 3\n\n[plugins."io.containerd.cri.v1.images"]\n  snapshotter = "overlayfs"\n'
+    )
+    images = ["plugins", "io.containerd.cri.v1.images", "registry"]
+    result = toml_module(path=str(path), table=images, values={"config_path": "/c"})[1]
+    assert result["changed"]
+    data = parsed(path)
+    assert data["version"] == 3
+    assert data["plugins"]["io.containerd.cri.v1.images"] == {
+        "snapshotter": "overlayfs",
+        "registry": {"config_path": "/c"},
+    }
 
 
 def test_mode_is_kept_unless_given(toml_module, config):
     os.chmod(config, 0o600)
     toml_module(table=REGISTRY, values={"config_path": "/c"})
     assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
-    _, again = toml_module(table=REGISTRY, values={"config_path": "/c"})
+    again = toml_module(table=REGISTRY, values={"config_path": "/c"})[1]
     assert again["changed"] is False

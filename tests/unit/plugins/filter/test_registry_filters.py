@@ -1,0 +1,255 @@
+"""The filters the roles validate and derive settings with, on their own."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.privreg.registry.plugins.filter import registry as filters
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "options"),
+    [
+        ("port", 5000, None),
+        ("port", "443", None),
+        ("integer", 10, {"low": 4, "high": 31}),
+        ("data_dir", "/opt/registry", None),
+        ("data_dir", "/srv/registry/data", None),
+        ("data_dir", "/var/lib/privreg", None),
+        ("hostname", "registry.example.com", None),
+        ("hostname", "registry", None),
+        ("hostname", "10.0.0.5", None),
+        ("hostname", "fd00::5", None),
+        ("hostname", "*.example.com", {"wildcard": True}),
+        ("hostnames", ["a.example", "10.1.1.1"], None),
+        ("loopback", "127.0.0.1", None),
+        ("loopback", "::1", None),
+        ("duration", "168h", None),
+        ("duration", "1h30m", None),
+        ("secret", "pa$$word #1 'q' \"q\" ünïcødé", None),
+        ("secrets", {"accountkey": "x$y"}, None),
+        ("bucket", "my-registry.bucket", None),
+        ("region", "us-east-1", None),
+        ("url", "http://storage:8333", None),
+        ("url", "https://s3.eu-west-1.amazonaws.com", None),
+        ("image_reference", "registry:2.8.3", None),
+        ("image_reference", "registry.example.com:5000/team/app:1", None),
+        ("image_reference", "privreg-test/nginx:debian", None),
+        ("container_name", "registry", None),
+        ("compose_project", "registry-web", None),
+        ("extra_hosts", {"storage": "10.0.0.7"}, None),
+    ],
+)
+def test_good_settings_pass(kind, value, options):
+    check = {"name": "v", "value": value, "kind": kind, "options": options}
+    assert filters.setting_problems([check]) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "options", "fragment"),
+    [
+        ("port", 0, None, "outside 1-65535"),
+        ("port", 65536, None, "outside 1-65535"),
+        ("port", "http", None, "not a port number"),
+        ("port", True, None, "outside 1-65535"),
+        ("integer", 3, {"low": 4, "high": 31}, "outside 4-31"),
+        ("data_dir", "/", None, "system directory"),
+        ("data_dir", "/tmp", None, "system directory"),
+        ("data_dir", "/etc", None, "system directory"),
+        ("data_dir", "/var", None, "system directory"),
+        ("data_dir", "/usr", None, "system directory"),
+        ("data_dir", "/tmp/registry", None, "lies in /tmp"),
+        ("data_dir", "/proc/x", None, "lies in /proc"),
+        ("data_dir", "opt/registry", None, "not absolute"),
+        ("data_dir", "/opt/../etc", None, "normal form"),
+        ("data_dir", "/opt/reg istry", None, "spaces"),
+        ("data_dir", "/opt/a:b", None, "':'"),
+        ("data_dir", "", None, "empty"),
+        ("hostname", "bad_name", None, "neither a DNS name"),
+        ("hostname", "-lead.example", None, "neither a DNS name"),
+        ("hostname", "a..b", None, "neither a DNS name"),
+        ("hostname", "*.example.com", None, "neither a DNS name"),
+        ("hostname", "reg.example/path", None, "neither a DNS name"),
+        ("hostname", "", None, "empty"),
+        ("hostnames", ["ok.example", "not ok"], None, "[1] (not ok)"),
+        ("ip_address", "999.1.1.1", None, "not an IP address"),
+        ("loopback", "0.0.0.0", None, "not a loopback"),
+        ("loopback", "10.0.0.5", None, "not a loopback"),
+        ("duration", "7 days", None, "not a duration"),
+        ("duration", "10", None, "not a duration"),
+        ("secret", "line\nbreak", None, "line break"),
+        ("secret", "nul\x00", None, "control character"),
+        ("secret", "sep\u2028arator", None, "line break"),
+        ("secrets", {"bad-key": "x"}, None, "not a parameter name"),
+        ("bucket", "My_Bucket", None, "not an S3 bucket name"),
+        ("bucket", "ab", None, "not an S3 bucket name"),
+        ("region", "US East", None, "not a region name"),
+        ("url", "storage:8333", None, "not a http or https URL"),
+        ("url", "http://user:pw@storage:8333", None, "without credentials"),
+        ("url", "http://storage:99999", None, "port outside"),
+        ("url", "ftp://storage", None, "not a http or https URL"),
+        ("image_reference", "Registry:2", None, "not an image reference"),
+        ("image_reference", "registry:2 --privileged", None, "not an image reference"),
+        ("container_name", "-registry", None, "not a container name"),
+        ("compose_project", "Registry", None, "not a compose project name"),
+        ("extra_hosts", {"storage": "not-an-ip"}, None, "[storage] is not an IP address"),
+        ("extra_hosts", {"bad host": "10.0.0.1"}, None, "neither a DNS name"),
+        ("text_line", "two\nlines", None, "one line"),
+    ],
+)
+def test_bad_settings_are_named_with_the_reason(kind, value, options, fragment):
+    check = {"name": "some_variable", "value": value, "kind": kind, "options": options}
+    problems = filters.setting_problems([check])
+    assert len(problems) == 1
+    assert problems[0].startswith("some_variable")
+    assert fragment in problems[0]
+
+
+def test_secrets_never_appear_in_the_sentences():
+    secret = "s3cr3t-value\nINJECTED=1"
+    problems = filters.setting_problems(
+        [
+            {"name": "registry_server_storage_s3_secretkey", "value": secret, "kind": "secret"},
+            {"name": "registry_server_storage_secrets", "value": {"k": secret}, "kind": "secrets"},
+        ]
+    )
+    assert len(problems) == 2
+    assert not any("s3cr3t" in p or "INJECTED" in p for p in problems)
+
+
+def test_hint_is_added_and_every_failing_setting_reported():
+    problems = filters.setting_problems(
+        [
+            {"name": "a_port", "value": 0, "kind": "port", "hint": "clients use it"},
+            {"name": "a_dir", "value": "/tmp", "kind": "data_dir"},
+            {"name": "fine", "value": 80, "kind": "port"},
+        ]
+    )
+    assert [p.split(" ")[0] for p in problems] == ["a_port", "a_dir"]
+    assert problems[0].endswith("; clients use it")
+
+
+def test_unknown_kind_is_a_programming_error():
+    with pytest.raises(filters.AnsibleFilterError):
+        filters.setting_problems([{"name": "x", "value": 1, "kind": "nope"}])
+
+
+@pytest.mark.parametrize(
+    ("users", "fragment"),
+    [
+        ([{"name": "#admin", "password": "x"}], "starts with '#'"),
+        ([{"name": "a\u2028b", "password": "x"}], "control characters"),
+        ([{"name": "tab\tname", "password": "x"}], "control characters"),
+        ([{"name": " alice", "password": "x"}], "surrounding spaces"),
+        ([{"name": "a:b", "password": "x"}], "contains ':'"),
+        ([{"name": "alice"}], "(alice) has an empty password"),
+        ([{"name": "alice", "password": "x"}, {"name": "alice", "password": "y"}], "appears twice"),
+        ([{"name": "alice", "password": "x", "state": "gone"}], "has state 'gone'"),
+        (["alice"], "is not a mapping"),
+        ("alice", "must be a list"),
+    ],
+)
+def test_user_problems(users, fragment):
+    problems = filters.registry_user_problems(users)
+    assert any(fragment in p for p in problems), problems
+    assert not any("password': " in p for p in problems)
+
+
+def test_user_problems_accepts_good_users():
+    users = [{"name": "ci", "password": "p"}, {"name": "old", "state": "absent"}]
+    assert filters.registry_user_problems(users) == []
+
+
+def test_storage_parameters_drop_empty_optional_s3_values():
+    params = filters.storage_parameters(
+        "s3",
+        s3={
+            "bucket": "b",
+            "region": "r",
+            "regionendpoint": "",
+            "secure": "false",
+            "skipverify": False,
+            "v4auth": True,
+            "chunksize": 0,
+            "rootdirectory": "",
+            "encrypt": False,
+            "keyid": "",
+            "storageclass": "STANDARD",
+            "forcepathstyle": False,
+        },
+        options={"extra": 1},
+    )
+    assert params == {
+        "bucket": "b",
+        "region": "r",
+        "storageclass": "STANDARD",
+        "secure": False,
+        "skipverify": False,
+        "v4auth": True,
+        "encrypt": False,
+        "extra": 1,
+    }
+
+
+def test_storage_parameters_keep_set_s3_values():
+    params = filters.storage_parameters(
+        "s3", s3={"regionendpoint": "http://s:1", "chunksize": "5242880", "forcepathstyle": True}
+    )
+    assert params["regionendpoint"] == "http://s:1"
+    assert params["chunksize"] == 5242880
+    assert params["forcepathstyle"] is True
+
+
+def test_storage_parameters_of_other_drivers():
+    assert filters.storage_parameters("filesystem", filesystem={"rootdirectory": "/r"}) == {
+        "rootdirectory": "/r"
+    }
+    assert filters.storage_parameters("azure", options={"container": "c"}) == {"container": "c"}
+
+
+def test_storage_secret_env():
+    env = filters.storage_secret_env({"accountkey": "k"}, "azure")
+    assert env == {"REGISTRY_STORAGE_AZURE_ACCOUNTKEY": "k"}
+    env = filters.storage_secret_env({}, "s3", "AK", "SK")
+    assert env == {"REGISTRY_STORAGE_S3_ACCESSKEY": "AK", "REGISTRY_STORAGE_S3_SECRETKEY": "SK"}
+    assert filters.storage_secret_env({}, "s3") == {}
+
+
+def test_host_ipv4_addresses_leave_out_container_interfaces():
+    facts = {
+        "interfaces": ["lo", "eth0", "docker0", "veth12ab", "br-0a1b2c"],
+        "lo": {"ipv4": {"address": "127.0.0.1"}},
+        "eth0": {"ipv4": {"address": "10.0.0.5"}, "ipv4_secondaries": [{"address": "10.0.0.6"}]},
+        "docker0": {"ipv4": {"address": "172.17.0.1"}},
+        "veth12ab": {},
+        "br_0a1b2c": {"ipv4": {"address": "172.18.0.1"}},
+    }
+    exclude = r"^(lo|docker\d+|br-[0-9a-f]+|veth.*)$"
+    assert filters.host_ipv4_addresses(facts, exclude) == ["10.0.0.5", "10.0.0.6"]
+    with pytest.raises(filters.AnsibleFilterError):
+        filters.host_ipv4_addresses({}, exclude)
+
+
+def test_name_constraints_cover_the_registry_names_and_networks():
+    constraints = filters.name_constraints(
+        [
+            "registry.example.com",
+            "registry",
+            "web.example.com",
+            "*.apps.example.com",
+            "203.0.113.5",
+            "10.0.0.7",
+        ],
+        ["10.0.0.0/24", "10.0.0.0/16"],
+    )
+    assert constraints == ["example.com", "registry", "10.0.0.0/16", "203.0.113.5/32"]
+
+
+def test_host_ipv4_networks():
+    facts = {
+        "interfaces": ["lo", "eth0", "docker0"],
+        "lo": {"ipv4": {"address": "127.0.0.1", "netmask": "255.0.0.0"}},
+        "eth0": {"ipv4": {"address": "10.0.0.5", "netmask": "255.255.255.0"}},
+        "docker0": {"ipv4": {"address": "172.17.0.1", "netmask": "255.255.0.0"}},
+    }
+    assert filters.host_ipv4_networks(facts, r"^(lo|docker\d+)$") == ["10.0.0.0/24"]
