@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
 // Registry browser: a single-page UI for a CNCF distribution registry, served by the same
 // nginx that proxies /v2/ to the registry (same origin: no CORS). Plain JavaScript, no build.
 // The registry's own basic auth is the only login; credentials live in sessionStorage.
@@ -71,7 +72,27 @@
   const naturalOrder = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' }).compare;
 
   function pullReference(repo, ref) {
-    return config.registryName + '/' + repo + (ref.startsWith('sha256:') ? '@' : ':') + ref;
+    return config.registryName + '/' + repo + (isDigest(ref) ? '@' : ':') + ref;
+  }
+
+  // The distribution grammar for names and references. Names come from the address bar,
+  // so nothing reaches a /v2/ path before it passed these.
+  const NAME_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+  const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+  const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+  function isRepository(name) {
+    return name.length <= 255 && name.split('/').every((c) => NAME_COMPONENT.test(c));
+  }
+
+  function isDigest(ref) {
+    return DIGEST.test(ref);
+  }
+
+  // A /v2/ path with every segment encoded (':' of a digest stays as it is).
+  function apiPath(repo, ...rest) {
+    const encode = (segment) => encodeURIComponent(segment).replace(/%3A/gi, ':');
+    return '/v2/' + repo.split('/').map(encode).concat(rest.map(encode)).join('/');
   }
 
   // A queue that runs at most `limit` tasks at once; tasks of a left view are dropped.
@@ -181,7 +202,7 @@
 
   async function listTags(repo, token, onPage) {
     try {
-      return await listAll('/v2/' + repo + '/tags/list?n=' + config.pageSize, 'tags', token, onPage);
+      return await listAll(apiPath(repo, 'tags', 'list') + '?n=' + config.pageSize, 'tags', token, onPage);
     } catch (error) {
       // A repository whose last tag was deleted answers NAME_UNKNOWN: it has no tags.
       if (error instanceof HttpError && error.status === 404) return [];
@@ -190,7 +211,7 @@
   }
 
   async function fetchManifest(repo, ref) {
-    const response = await request('/v2/' + repo + '/manifests/' + ref, { accept: ACCEPT });
+    const response = await request(apiPath(repo, 'manifests', ref), { accept: ACCEPT });
     const raw = await response.arrayBuffer();
     const body = JSON.parse(new TextDecoder().decode(raw));
     let digest = response.headers.get('Docker-Content-Digest');
@@ -214,7 +235,7 @@
     const digest = manifest.body.config && manifest.body.config.digest;
     if (!digest) return Promise.resolve({});
     if (!configCache.has(digest)) {
-      const pending = request('/v2/' + repo + '/blobs/' + digest).then((r) => r.json());
+      const pending = request(apiPath(repo, 'blobs', digest)).then((r) => r.json());
       configCache.set(digest, pending);
       pending.catch(() => configCache.delete(digest));
     }
@@ -266,17 +287,25 @@
     return h('p', { class: 'notice', id: 'notice', role: 'status' }, message);
   }
 
+  // Where a view that could not be shown ends up: the login when the registry wants one
+  // (the view comes back after signing in), a page of its own for anything else.
   function failure(error) {
     if (error instanceof Stale) return;
-    if (error instanceof LoginNeeded) {
-      if (config.authEnabled) {
-        renderLogin('Please sign in again.');
-      } else {
-        show(h('p', { class: 'error' }, 'The registry asks for a login, but this front has registry_web_auth_enabled: false.'));
-      }
-      return;
+    if (error instanceof LoginNeeded && config.authEnabled) {
+      renderLogin('Please sign in again.');
+    } else if (error instanceof LoginNeeded) {
+      renderError('The registry asks for a login, but this front has registry_web_auth_enabled: false.');
+    } else {
+      renderError('The registry answered: ' + error.message);
     }
-    show(h('p', { class: 'error', id: 'error' }, 'The registry answered: ' + error.message));
+  }
+
+  function renderError(message) {
+    viewToken += 1;
+    show(h('section', { id: 'error-page' },
+      h('h1', {}, 'Nothing to show here'),
+      h('p', { class: 'error', id: 'error' }, message),
+      h('p', {}, h('a', { href: '#/' }, 'Back to the repositories'))));
   }
 
   function pager(pages, page, onChange) {
@@ -440,7 +469,7 @@
         h('td', {}, h('a', { href: '#/repo/' + encodeURIComponent(repo) }, repo)),
         countCell(repo)),
       empty: (total, filter) => h('tr', {}, h('td', { colspan: 2, class: 'muted' }, total
-        ? 'No repository matches “' + filter + '”.'
+        ? 'No repository matches "' + filter + '".'
         : 'No repositories yet. Push one: docker push ' + config.registryName + '/hello:1')),
     });
 
@@ -532,7 +561,7 @@
       pagerSlot,
       row: tagRow,
       empty: (total, filter) => h('tr', {}, h('td', { colspan: 6, class: 'muted' }, total
-        ? 'No tag matches “' + filter + '”.'
+        ? 'No tag matches "' + filter + '".'
         : 'This repository has no tags.')),
       beforeDraw: () => { delete table.dataset.renderedMs; },
     });
@@ -551,10 +580,101 @@
       h('tr', {}, h('th', {}, key), h('td', id ? { id } : {}, value)))));
   }
 
+  // The delete control: deleting a tag deletes its manifest (the registry's only delete).
+  function deleteControl(repo, ref, digest, repoPath) {
+    const status = h('p', { class: 'error', id: 'delete-error', hidden: true });
+    const button = h('button', { type: 'button', class: 'danger', id: 'delete-tag' }, 'Delete ' + ref);
+    button.addEventListener('click', async () => {
+      const question = 'Delete ' + repo + ':' + ref + '?\n\nThe registry deletes manifest ' + digest
+        + ', so every tag that points to it goes too. Blobs are freed by the next garbage collection.';
+      if (!window.confirm(question)) return;
+      button.disabled = true;
+      try {
+        await request(apiPath(repo, 'manifests', digest), { method: 'DELETE' });
+        sessionStorage.setItem('registry-web-flash', 'Deleted ' + repo + ':' + ref + ' (' + shortDigest(digest) + ').');
+        location.hash = repoPath;
+      } catch (error) {
+        if (error instanceof LoginNeeded) return failure(error);
+        button.disabled = false;
+        status.hidden = false;
+        status.textContent = 'The registry refused the delete: ' + error.message;
+      }
+    });
+    return h('div', { class: 'actions' }, button, status);
+  }
+
+  // The images of a multi-platform index, each row filled in as its manifest arrives.
+  function platformTable(repo, index, repoPath, token) {
+    const body = h('tbody');
+    const pool = makePool(DETAIL_REQUESTS, token);
+    for (const child of index.body.manifests) {
+      const row = h('tr', { dataset: { platform: platformName(child.platform), digest: child.digest, state: 'loading' } },
+        h('td', {}, platformName(child.platform)),
+        h('td', {}, h('a', { href: repoPath + '/digest/' + child.digest }, h('code', { title: child.digest }, shortDigest(child.digest)))),
+        h('td', { class: 'num size' }, '…'),
+        h('td', { class: 'created' }));
+      body.append(row);
+      pool(() => describe(repo, child.digest)).then((childInfo) => {
+        if (token !== viewToken) return;
+        row.children[2].textContent = childInfo.size === null ? '' : formatBytes(childInfo.size);
+        if (childInfo.size !== null) row.children[2].dataset.bytes = String(childInfo.size);
+        row.children[3].textContent = formatDate(childInfo.created);
+        row.dataset.state = 'loaded';
+      }).catch((error) => {
+        if (error instanceof Stale) return;
+        row.dataset.state = 'error';
+        row.children[2].textContent = error.message;
+      });
+    }
+    return [
+      h('h2', {}, 'Platforms'),
+      h('table', { id: 'platform-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Platform'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Created'))),
+        body),
+    ];
+  }
+
+  // What one image is: platform, sizes, labels, layers and the history of its build.
+  function imageDetails(info) {
+    const cfg = info.config || {};
+    const inner = cfg.config || {};
+    const labels = Object.entries(inner.Labels || {}).sort(([a], [b]) => naturalOrder(a, b));
+    const layers = info.manifest.body.layers || [];
+    const history = cfg.history || [];
+    return [
+      keyValue([
+        ['Platform', info.platforms[0], 'detail-platform'],
+        ['Created', formatDate(info.created), 'detail-created'],
+        ['Size', formatBytes(info.size) + ' (' + info.size + ' bytes, compressed)', 'detail-size'],
+        ['Entrypoint', (inner.Entrypoint || []).join(' ')],
+        ['Command', (inner.Cmd || []).join(' ')],
+      ]),
+      h('h2', {}, 'Labels'),
+      labels.length
+        ? h('table', { id: 'label-table' }, h('tbody', {}, labels.map(([k, v]) => h('tr', { dataset: { label: k } }, h('th', {}, k), h('td', {}, v)))))
+        : h('p', { class: 'muted', id: 'label-table' }, 'No labels.'),
+      h('h2', {}, 'Layers (' + layers.length + ')'),
+      h('table', { id: 'layer-table' },
+        h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Media type'))),
+        h('tbody', {}, layers.map((layer, i) => h('tr', { dataset: { digest: layer.digest, bytes: String(layer.size) } },
+          h('td', { class: 'num' }, String(i + 1)),
+          h('td', {}, h('code', { title: layer.digest }, shortDigest(layer.digest))),
+          h('td', { class: 'num', title: layer.size + ' bytes' }, formatBytes(layer.size)),
+          h('td', { class: 'muted' }, layer.mediaType))))),
+      h('h2', {}, 'History'),
+      history.length
+        ? h('ol', { id: 'history', class: 'history' }, history.map((step) =>
+          h('li', { class: step.empty_layer ? 'empty' : '' },
+            h('span', { class: 'muted' }, formatDate(step.created)), ' ',
+            h('code', {}, step.created_by || step.comment || '(no command recorded)'))))
+        : h('p', { class: 'muted', id: 'history' }, 'No history recorded.'),
+    ];
+  }
+
   async function renderTag(repo, ref) {
     const token = viewToken;
     const repoPath = '#/repo/' + encodeURIComponent(repo);
-    const byDigest = ref.startsWith('sha256:');
+    const byDigest = isDigest(ref);
     // Shown while the manifest loads, and moved into the finished page.
     const crumbs = h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('a', { href: repoPath }, repo), ' / ', h('span', {}, byDigest ? shortDigest(ref) : ref));
     const heading = h('h1', { id: 'tag-name' }, repo + (byDigest ? '@' + shortDigest(ref) : ':' + ref));
@@ -562,7 +682,7 @@
     const info = await describe(repo, ref);
     if (token !== viewToken) return;
     const digest = info.manifest.digest;
-    const parts = [
+    show(
       crumbs,
       heading,
       keyValue([
@@ -570,117 +690,51 @@
         ['Media type', info.manifest.mediaType, 'detail-media-type'],
         ['Pull', pullCommand(repo, byDigest ? digest : ref)],
       ]),
-    ];
-
-    if (!config.readOnly && !byDigest) {
-      const status = h('p', { class: 'error', id: 'delete-error', hidden: true });
-      const button = h('button', { type: 'button', class: 'danger', id: 'delete-tag' }, 'Delete ' + ref);
-      button.addEventListener('click', async () => {
-        const question = 'Delete ' + repo + ':' + ref + '?\n\nThe registry deletes manifest ' + digest
-          + ', so every tag that points to it goes too. Blobs are freed by the next garbage collection.';
-        if (!window.confirm(question)) return;
-        button.disabled = true;
-        try {
-          await request('/v2/' + repo + '/manifests/' + digest, { method: 'DELETE' });
-          sessionStorage.setItem('registry-web-flash', 'Deleted ' + repo + ':' + ref + ' (' + shortDigest(digest) + ').');
-          location.hash = repoPath;
-        } catch (error) {
-          if (error instanceof LoginNeeded) return failure(error);
-          button.disabled = false;
-          status.hidden = false;
-          status.textContent = 'The registry refused the delete: ' + error.message;
-        }
-      });
-      parts.push(h('div', { class: 'actions' }, button, status));
-    }
-
-    if (info.index) {
-      parts.push(h('h2', {}, 'Platforms'));
-      const body = h('tbody');
-      parts.push(h('table', { id: 'platform-table' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Platform'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Created'))),
-        body));
-      show(...parts);
-      const pool = makePool(DETAIL_REQUESTS, token);
-      for (const child of info.manifest.body.manifests) {
-        const row = h('tr', { dataset: { platform: platformName(child.platform), digest: child.digest, state: 'loading' } },
-          h('td', {}, platformName(child.platform)),
-          h('td', {}, h('a', { href: repoPath + '/digest/' + child.digest }, h('code', { title: child.digest }, shortDigest(child.digest)))),
-          h('td', { class: 'num size' }, '…'),
-          h('td', { class: 'created' }));
-        body.append(row);
-        pool(() => describe(repo, child.digest)).then((childInfo) => {
-          if (token !== viewToken) return;
-          row.children[2].textContent = childInfo.size === null ? '' : formatBytes(childInfo.size);
-          if (childInfo.size !== null) row.children[2].dataset.bytes = String(childInfo.size);
-          row.children[3].textContent = formatDate(childInfo.created);
-          row.dataset.state = 'loaded';
-        }).catch((error) => {
-          if (error instanceof Stale) return;
-          row.dataset.state = 'error';
-          row.children[2].textContent = error.message;
-        });
-      }
-      return;
-    }
-
-    const cfg = info.config || {};
-    const inner = cfg.config || {};
-    parts.push(keyValue([
-      ['Platform', info.platforms[0], 'detail-platform'],
-      ['Created', formatDate(info.created), 'detail-created'],
-      ['Size', formatBytes(info.size) + ' (' + info.size + ' bytes, compressed)', 'detail-size'],
-      ['Entrypoint', (inner.Entrypoint || []).join(' ')],
-      ['Command', (inner.Cmd || []).join(' ')],
-    ]));
-
-    const labels = Object.entries(inner.Labels || {}).sort(([a], [b]) => naturalOrder(a, b));
-    parts.push(h('h2', {}, 'Labels'));
-    parts.push(labels.length
-      ? h('table', { id: 'label-table' }, h('tbody', {}, labels.map(([k, v]) => h('tr', { dataset: { label: k } }, h('th', {}, k), h('td', {}, v)))))
-      : h('p', { class: 'muted', id: 'label-table' }, 'No labels.'));
-
-    const layers = info.manifest.body.layers || [];
-    parts.push(h('h2', {}, 'Layers (' + layers.length + ')'));
-    parts.push(h('table', { id: 'layer-table' },
-      h('thead', {}, h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Digest'), h('th', { class: 'num' }, 'Size'), h('th', {}, 'Media type'))),
-      h('tbody', {}, layers.map((layer, i) => h('tr', { dataset: { digest: layer.digest, bytes: String(layer.size) } },
-        h('td', { class: 'num' }, String(i + 1)),
-        h('td', {}, h('code', { title: layer.digest }, shortDigest(layer.digest))),
-        h('td', { class: 'num', title: layer.size + ' bytes' }, formatBytes(layer.size)),
-        h('td', { class: 'muted' }, layer.mediaType))))));
-
-    const history = cfg.history || [];
-    parts.push(h('h2', {}, 'History'));
-    parts.push(history.length
-      ? h('ol', { id: 'history', class: 'history' }, history.map((step) =>
-        h('li', { class: step.empty_layer ? 'empty' : '' },
-          h('span', { class: 'muted' }, formatDate(step.created)), ' ',
-          h('code', {}, step.created_by || step.comment || '(no command recorded)'))))
-      : h('p', { class: 'muted', id: 'history' }, 'No history recorded.'));
-    show(...parts);
+      !config.readOnly && !byDigest ? deleteControl(repo, ref, digest, repoPath) : '',
+      ...(info.index ? platformTable(repo, info.manifest, repoPath, token) : imageDetails(info)),
+    );
   }
 
   // ---------------------------------------------------------------- routing
+  // The view the address asks for; `invalid` says why an address cannot be shown (a name
+  // outside the registry's grammar, or a broken %-sequence).
   function parseHash() {
     const [path, search] = (location.hash.replace(/^#/, '') || '/').split('?');
-    const query = new URLSearchParams(search || '');
-    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-    if (parts[0] === 'repo' && parts.length === 2) return { view: 'repo', repo: parts[1], query };
-    if (parts[0] === 'repo' && parts.length === 4 && (parts[2] === 'tag' || parts[2] === 'digest')) {
-      return { view: 'tag', repo: parts[1], ref: parts[3], query };
+    let parts;
+    let query;
+    try {
+      query = new URLSearchParams(search || '');
+      parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch (_) {
+      return { view: 'invalid', reason: 'This address is not valid.' };
     }
-    return { view: 'catalog', query };
+    if (parts.length === 0) return { view: 'catalog', query };
+    const tagView = parts.length === 4 && (parts[2] === 'tag' || parts[2] === 'digest');
+    if (parts[0] !== 'repo' || !(parts.length === 2 || tagView)) {
+      return { view: 'invalid', reason: 'There is no page at this address.' };
+    }
+    if (!isRepository(parts[1])) {
+      return { view: 'invalid', reason: 'This is not a repository name the registry accepts.' };
+    }
+    if (!tagView) return { view: 'repo', repo: parts[1], query };
+    if (parts[2] === 'tag' ? !TAG.test(parts[3]) : !isDigest(parts[3])) {
+      return { view: 'invalid', reason: 'This is not a tag or digest the registry accepts.' };
+    }
+    return { view: 'tag', repo: parts[1], ref: parts[3], query };
   }
 
   function route() {
     viewToken += 1;
     setHeader();
+    const where = parseHash();
+    if (where.view === 'invalid') {
+      renderError(where.reason);
+      return;
+    }
     if (config.authEnabled && !credentials.header()) {
       renderLogin();
       return;
     }
-    const where = parseHash();
     try {
       if (where.view === 'repo') renderRepository(where.repo, where.query);
       else if (where.view === 'tag') renderTag(where.repo, where.ref).catch(failure);
