@@ -1,7 +1,6 @@
-"""Fixtures and helpers shared by the Molecule scenarios' testinfra tests.
+"""Helpers the Molecule scenarios' testinfra tests share (the fixtures are in conftest.py).
 
-Each scenario's conftest.py imports everything from here. Hosts are reached with
-`docker exec` into the containers molecule/resources/create.yml made.
+Hosts are reached with `docker exec` into the containers resources/create.yml made.
 """
 
 from __future__ import annotations
@@ -14,24 +13,17 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
 import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
 
 REGISTRY_PORT = 5000
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="session")
-def inventory():
-    return AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+REPO = Path(__file__).resolve().parents[2]
 
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 
 
 def container_name(name):
-    """The container of a scenario host (molecule/resources/create.yml names them)."""
+    """The container of a scenario host (resources/create.yml names them)."""
     return "privreg-mol-%s-%s" % (SCENARIO, name)
 
 
@@ -41,41 +33,6 @@ def test_host(name):
 
 
 test_host.__test__ = False  # a helper, not a test
-
-
-@pytest.fixture(scope="session")
-def server():
-    return test_host("registry")
-
-
-@pytest.fixture(scope="session")
-def client_a():
-    return test_host("client-a")
-
-
-@pytest.fixture(scope="session")
-def client_b():
-    return test_host("client-b")
-
-
-@pytest.fixture(scope="session")
-def outsider():
-    return test_host("outsider")
-
-
-@pytest.fixture(scope="session")
-def registry():
-    """The address clients use: the server's host name on the test network, never localhost."""
-    return "registry:%d" % REGISTRY_PORT
-
-
-@pytest.fixture(scope="session")
-def credentials(inventory):
-    def _for(name):
-        variables = inventory.get_variables(name)
-        return variables["registry_client_username"], variables["registry_client_password"]
-
-    return _for
 
 
 # Python on the hosts speaks HTTPS with the system trust store: what curl or skopeo would see.
@@ -137,9 +94,10 @@ def unique_image(host, repository, tag=None, payload_bytes=0, platform=None, cha
     return reference, tag
 
 
-def converge(*args, inventories=(), playbook="playbooks/site.yml"):
+def converge(*args, inventories=(), playbook="playbooks/site.yml", env=None, output="both"):
     """Run a playbook of the collection against the scenario's hosts; return (rc, output).
-    By default site.yml, which every scenario's converge step runs."""
+    By default site.yml, which every scenario's converge step runs. `env` adds environment
+    variables (a callback plugin, say); output="stdout" leaves stderr out."""
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     for extra in inventories:
         command += ["-i", str(extra)]
@@ -150,8 +108,10 @@ def converge(*args, inventories=(), playbook="playbooks/site.yml"):
         text=True,
         check=False,
         timeout=600,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {})),
     )
+    if output == "stdout":
+        return result.returncode, result.stdout
     return result.returncode, result.stdout + result.stderr
 
 
@@ -203,3 +163,13 @@ def pull_and_check_digest(host, pushed):
     inspect = "docker image inspect --format '{{json .RepoDigests}}' %s"
     repo_digests = json.loads(host.check_output(inspect, pushed["reference"]))
     assert any(d.endswith("@" + pushed["digest"]) for d in repo_digests), repo_digests
+
+
+def container_address(name):
+    """A scenario host's address on the test network, as the machine running Molecule sees it."""
+    networks = json.loads(
+        subprocess.check_output(
+            ["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", container_name(name)]
+        )
+    )
+    return next(iter(networks.values()))["IPAddress"]

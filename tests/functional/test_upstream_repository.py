@@ -62,7 +62,7 @@ def converge(host, *extra):
             host + ",",
             "-c",
             "community.docker.docker",
-            str(ROOT / "tests/integration/upstream_repo.yml"),
+            str(ROOT / "tests/functional/upstream_repo.yml"),
             "-e",
             "docker_engine_upstream_key_url=file:///tmp/docker.gpg",
             "-e",

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from cryptography import x509
-from registry_fixtures import converge, push_unique_image, recap, test_host, unique_image
+from registry_helpers import converge, push_unique_image, recap, test_host, unique_image
 
 REGISTRY = "registry:5000"
 PLAIN = "registry-http:5000"
@@ -138,7 +138,7 @@ def test_containerd_pulls_what_docker_pushed_through_hosts_toml(
 def test_containerd_pushes_and_docker_pulls(
     containerd_client, docker_client, ctr_user, from_docker
 ):
-    reference, _ = from_docker
+    reference = from_docker[0]
     target = REGISTRY + "/clients/from-containerd:1"
     containerd_client.check_output(
         CTR + " images pull " + HOSTS_DIR + " --user %s %s", ctr_user, reference
@@ -180,7 +180,7 @@ def test_insecure_client_uses_the_plain_http_registry(insecure_client):
         "docker info --format '{{json .RegistryConfig.IndexConfigs}}'"
     )
     assert json.loads(info)[PLAIN]["Secure"] is False
-    reference, _ = unique_image(insecure_client, PLAIN + "/clients/plain")
+    reference = unique_image(insecure_client, PLAIN + "/clients/plain")[0]
     insecure_client.check_output("docker push %s", reference)
     insecure_client.check_output("docker rmi %s && docker pull %s", reference, reference)
 
@@ -199,7 +199,7 @@ def test_plain_http_registry_still_wants_a_password(insecure_client):
 def test_absent_takes_the_registry_out_and_keeps_the_rest(
     docker_client, podman_client, containerd_client, insecure_client, ctr_user, from_docker
 ):
-    reference, _ = from_docker
+    reference = from_docker[0]
     rc, output = converge(
         "--limit",
         "docker-client,podman-client,containerd-client,insecure-client",

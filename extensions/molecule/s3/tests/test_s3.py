@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from registry_fixtures import (
+from registry_helpers import (
     SERVER_STATE,
     container_name,
     converge,
@@ -179,7 +179,7 @@ def test_garbage_collection_frees_only_unreferenced_blobs(
 
 
 def test_pushes_are_refused_while_frozen_and_accepted_after(server, client_a, registry):
-    reference, _ = unique_image(client_a, registry + "/s3/frozen")
+    reference = unique_image(client_a, registry + "/s3/frozen")[0]
     # Collecting a writable registry is refused outright.
     refused = server.run("registry-gc collect")
     assert refused.rc == 1
@@ -195,3 +195,55 @@ def test_pushes_are_refused_while_frozen_and_accepted_after(server, client_a, re
     status = json.loads(server.check_output("registry-gc status").splitlines()[-1])
     assert status["read_only"] is False
     client_a.check_output("docker push %s", reference)
+
+
+def test_awkward_secrets_reach_the_registry_literally(server, inventory):
+    """$, #, quotes, spaces and non-ASCII in the S3 secret: the running registry has exactly
+    the inventory's value (compose read it literally), and it works (every test above)."""
+    secret = inventory.get_variables("registry")["s3_secret_key"]
+    assert {"$", "#", "'", '"', " ", "ü"} <= set(secret)
+    env = json.loads(server.check_output("docker inspect -f '{{json .Config.Env}}' registry"))
+    assert "REGISTRY_STORAGE_S3_SECRETKEY=" + secret in env
+
+
+def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
+    server, client_a, client_b, registry, inventory
+):
+    """New S3 keys (awkward ones) go through the storage probe and into the registry, and
+    no key, password or http secret reaches the output of a -vvv --diff run."""
+    variables = inventory.get_variables("registry")
+    new_keys = {
+        "registry_server_storage_s3_accesskey": variables["s3_second_access_key"],
+        "registry_server_storage_s3_secretkey": variables["s3_second_secret_key"],
+    }
+    rc, output = converge("-vvv", "--diff", "-e", json.dumps(new_keys))
+    assert rc == 0, output[-3000:]
+    assert recap(output)["registry"]["changed"] > 0
+    env = json.loads(server.check_output("docker inspect -f '{{json .Config.Env}}' registry"))
+    assert "REGISTRY_STORAGE_S3_SECRETKEY=" + variables["s3_second_secret_key"] in env
+    pushed = push_unique_image(client_a, registry + "/s3/after-key-change")
+    pull_and_check_digest(client_b, pushed)
+    http_secret = server.file("/opt/registry/security/http_secret").content_string.strip()
+    secrets = [
+        variables["s3_secret_key"],
+        variables["s3_second_secret_key"],
+        http_secret,
+        *(user["password"] for user in variables["registry_server_users"]),
+    ]
+    assert [s for s in secrets if s in output] == []
+    assert len(output) > 100_000  # -vvv really was on
+    # Back to the scenario's keys (the store accepts both).
+    rc, output = converge("--limit", "registry")
+    assert rc == 0, output
+
+
+def test_a_storage_probe_left_by_an_interrupted_run_is_removed(server):
+    """A run cut off while it tried storage settings leaves its throwaway registry; the next
+    run removes it by its label."""
+    server.check_output(
+        "docker run --detach --name leftover-probe --label privreg.storage-probe=registry "
+        "--entrypoint /bin/registry registry:2.8.3 serve /etc/docker/registry/config.yml"
+    )
+    rc, output = converge("--limit", "registry")
+    assert rc == 0, output
+    assert server.run("docker container inspect leftover-probe").rc != 0

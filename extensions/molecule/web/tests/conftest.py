@@ -1,21 +1,16 @@
 """Fixtures of the web scenario: the images the UI shows, and a real browser.
 
-Shared fixtures live in molecule/resources/tests/registry_fixtures.py.
+The fixtures every scenario shares are in ../../conftest.py.
 """
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resources" / "tests"))
-
-from registry_fixtures import *  # noqa: E402,F403
-from registry_fixtures import container_name, push_unique_image, test_host  # noqa: E402
+from registry_helpers import container_name, push_unique_image, test_host
 
 # A page on a 2-core machine shared with three Docker engines: give it time to settle.
 expect.set_options(timeout=15_000)

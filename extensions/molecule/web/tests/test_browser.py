@@ -8,7 +8,7 @@ import pytest
 from conftest import ARTIFACTS, FRONT, MANY_TAGS, PUSHER
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from registry_fixtures import http
+from registry_helpers import http
 
 REGISTRY = "https://registry:5000"  # the registry itself, bypassing the front
 
@@ -131,7 +131,7 @@ def test_a_multi_arch_index_lists_its_platforms(signed_in, screenshot, client_a,
         name = "%s/%s" % (child["platform"]["os"], child["platform"]["architecture"])
         child_row = page.locator('#platform-table tr[data-platform="%s"]' % name)
         expect(child_row).to_have_attribute("data-digest", child["digest"])
-        _, child_manifest = api_manifest(client_a, "web-demo/multi", child["digest"])
+        child_manifest = api_manifest(client_a, "web-demo/multi", child["digest"])[1]
         expect(child_row.locator("td.size")).to_have_attribute(
             "data-bytes", str(image_size(child_manifest))
         )
@@ -194,3 +194,27 @@ def test_deleting_a_tag_removes_it_from_the_registry(signed_in, screenshot, clie
     assert sorted(tags) == ["v1", "v2"]
     gone = api(client_a, "/v2/web-demo/app/manifests/%s" % pushed["app"]["v3"])
     assert gone["status"] == 404
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "#/repo/..%2F..%2Fv2%2F_catalog",  # a name that would climb out of /v2/NAME/
+        "#/repo/web-demo%2Fapp/tag/..%2F..%2F..%2F_catalog",  # a tag that would
+        "#/repo/web-demo%2FApp",  # upper case: not a repository name
+        "#/repo/%E0%A4%A",  # a broken %-sequence (a blank page before)
+        "#/nowhere",
+    ],
+)
+def test_crafted_addresses_get_an_error_page_and_no_registry_request(signed_in, address):
+    page = signed_in
+    # Let the repository list finish (its last catalog page, the tag counts on screen), so
+    # only what the crafted address makes the page ask for is recorded.
+    expect(page.locator("#repo-total")).not_to_have_attribute("data-total", "")
+    expect(page.locator("#repo-table td.tag-count:not([data-count])")).to_have_count(0)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("https://%s/%s" % (FRONT, address))
+    expect(page.locator("#error-page")).to_be_visible()
+    expect(page.locator("#error")).not_to_be_empty()
+    assert [url for url in requested if "/v2/" in url] == []

@@ -2,8 +2,9 @@
 
 import json
 
+import pytest
 from conftest import FRONT, PUSHER
-from registry_fixtures import (
+from registry_helpers import (
     converge,
     http,
     manifest_digest,
@@ -125,10 +126,40 @@ def test_deletes_the_registry_would_refuse_are_refused_first(web_host):
     assert web_host.check_output(FRONT_STATE) == before
 
 
-def test_a_registry_url_that_is_not_one_is_refused(web_host):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "registry:5000/v2",
+            "registry_web_registry_url ('registry:5000/v2') is not a http or https URL",
+        ),
+        ("https://registry:5000/v2", "registry_web_registry_url must be the registry's base URL"),
+    ],
+    ids=["no-scheme", "with-path"],
+)
+def test_a_registry_url_that_is_not_one_is_refused(web_host, url, message):
     before = web_host.check_output(FRONT_STATE)
-    rc, out = converge("--limit", "web", "-e", "registry_web_registry_url=registry:5000/v2")
+    rc, out = converge("--limit", "web", "-e", "registry_web_registry_url=" + url)
     assert rc != 0
-    assert "registry_web_registry_url must be the registry's base URL" in out
+    assert message in out
     assert recap(out)["web"]["changed"] == 0
     assert web_host.check_output(FRONT_STATE) == before
+
+
+def test_issued_tls_is_refused_in_front_of_a_registry_without_the_collections_ca(web_host, server):
+    """A registry with provided (or no) TLS has no CA of the collection's: the front must
+    not make one (it used to, over the registry's certs/ca.crt, which clients then trusted)."""
+    before = (
+        web_host.check_output(FRONT_STATE),
+        server.check_output("sha256sum /opt/registry/certs/* /opt/registry/security/ca.key"),
+    )
+    rc, out = converge("--limit", "web", "-e", "registry_server_tls_mode=provided")
+    assert rc != 0
+    assert "registry_web_tls_mode: issued needs a certificate from the CA of registry" in out
+    assert "registry_web_tls_mode: provided" in out
+    assert recap(out)["web"]["changed"] == 0
+    after = (
+        web_host.check_output(FRONT_STATE),
+        server.check_output("sha256sum /opt/registry/certs/* /opt/registry/security/ca.key"),
+    )
+    assert after == before

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import FRONT, PUSHER
 from playwright.sync_api import expect
-from registry_fixtures import converge, http, manifest_digest, recap
+from registry_helpers import converge, http, manifest_digest, recap
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,431 @@
+"""Bad input is refused before anything changes, with a message that names the variable.
+
+One table: every case is an inventory alias of a real scenario host (the registry, or
+client-a) carrying the case's variables, so all cases run side by side against the real
+hosts, one playbook run per role (Ansible ends a run once every host of a play failed).
+Each must fail in its role's checks, change nothing, and say what is wrong; afterwards the
+hosts' files and the registry container are exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+from registry_helpers import SERVER_STATE, container_name, converge
+
+USERS = [{"name": "pusher", "password": "molecule-pusher-pw"}]
+CLIENT = {"registry_client_username": "pusher", "registry_client_password": "molecule-pusher-pw"}
+S3 = {
+    "registry_server_storage_driver": "s3",
+    "registry_server_storage_s3_bucket": "registry",
+    "registry_server_storage_s3_region": "us-east-1",
+}
+
+# (case, group the alias joins, its variables, what the message must say)
+CASES = [
+    (
+        "port-zero",
+        "server",
+        {"registry_server_port": 0},
+        "registry_server_port (0) is outside 1-65535",
+    ),
+    (
+        "port-too-high",
+        "server",
+        {"registry_server_port": 70000},
+        "registry_server_port (70000) is outside",
+    ),
+    (
+        "base-dir-tmp",
+        "server",
+        {"registry_server_base_dir": "/tmp"},
+        "registry_server_base_dir ('/tmp') is a system directory",
+    ),
+    (
+        "base-dir-root",
+        "server",
+        {"registry_server_base_dir": "/"},
+        "registry_server_base_dir ('/') is a system directory",
+    ),
+    (
+        "base-dir-relative",
+        "server",
+        {"registry_server_base_dir": "opt/registry"},
+        "registry_server_base_dir ('opt/registry') is not absolute",
+    ),
+    (
+        "bind-address",
+        "server",
+        {"registry_server_bind_address": "everywhere"},
+        "registry_server_bind_address ('everywhere') is not an IP address",
+    ),
+    (
+        "debug-public",
+        "server",
+        {"registry_server_debug_bind_address": "0.0.0.0"},
+        "registry_server_debug_bind_address ('0.0.0.0') is not a loopback address",
+    ),
+    (
+        "debug-port-clash",
+        "server",
+        {"registry_server_debug_port": 5000},
+        "registry_server_debug_port (5000) must differ from",
+    ),
+    (
+        "image-injection",
+        "server",
+        {"registry_server_image": "registry:2 --privileged"},
+        "registry_server_image ('registry:2 --privileged') is not an image reference",
+    ),
+    (
+        "container-name",
+        "server",
+        {"registry_server_container_name": "-registry"},
+        "registry_server_container_name ('-registry') is not a container name",
+    ),
+    (
+        "extra-host-address",
+        "server",
+        {"registry_server_extra_hosts": {"storage": "not-an-ip"}},
+        "registry_server_extra_hosts",
+    ),
+    (
+        "san-grammar",
+        "server",
+        {"registry_server_tls_subject_alt_names": ["bad_name"]},
+        "registry_server_tls_subject_alt_names",
+    ),
+    (
+        "san-wildcard-tld",
+        "server",
+        {"registry_server_tls_subject_alt_names": ["*.com"]},
+        "a wildcard only as the whole first label",
+    ),
+    (
+        "valid-days-zero",
+        "server",
+        {"registry_server_tls_valid_days": 0},
+        "registry_server_tls_valid_days (0) is outside",
+    ),
+    (
+        "renew-after-expiry",
+        "server",
+        {"registry_server_tls_valid_days": 30, "registry_server_tls_renew_before_days": 30},
+        "registry_server_tls_renew_before_days (30) is outside",
+    ),
+    (
+        "bcrypt-cost",
+        "server",
+        {"registry_server_htpasswd_cost": 3},
+        "registry_server_htpasswd_cost (3) is outside 4-31",
+    ),
+    (
+        "secret-newline",
+        "server",
+        {"registry_server_http_secret": "x\nREGISTRY_HTTP_ADDR=:1"},
+        "registry_server_http_secret contains a line break",
+    ),
+    (
+        "user-comment",
+        "server",
+        {"registry_server_users": [{"name": "#admin", "password": "x"}]},
+        "name #admin starts with '#'",
+    ),
+    (
+        "user-colon",
+        "server",
+        {"registry_server_users": [{"name": "bad:name", "password": "x"}]},
+        "registry_server_users[0] name bad:name contains ':'",
+    ),
+    (
+        "user-empty-password",
+        "server",
+        {"registry_server_users": [{"name": "nopass", "password": ""}]},
+        "registry_server_users[0] (nopass) has an empty password",
+    ),
+    (
+        "user-twice",
+        "server",
+        {"registry_server_users": USERS + USERS},
+        "registry_server_users[1] name pusher appears twice",
+    ),
+    (
+        "user-line-separator",
+        "server",
+        {"registry_server_users": [{"name": "a\u2028b", "password": "x"}]},
+        "line breaks or control characters",
+    ),
+    (
+        "provided-without-cert",
+        "server",
+        {"registry_server_tls_mode": "provided"},
+        "registry_server_tls_certificate",
+    ),
+    (
+        "http-without-opt-in",
+        "server",
+        {"registry_server_tls_mode": "none"},
+        "registry_server_tls_none_opt_in: true",
+    ),
+    (
+        "auth-over-http",
+        "server",
+        {"registry_server_tls_mode": "none", "registry_server_tls_none_opt_in": True},
+        "registry_server_auth_over_http_opt_in: true",
+    ),
+    (
+        "unknown-tls-mode",
+        "server",
+        {"registry_server_tls_mode": "letsencrypt"},
+        "registry_server_tls_mode",
+    ),
+    (
+        "missing-archive",
+        "server",
+        {"registry_server_image_archive": "/nonexistent.tar"},
+        "/nonexistent.tar",
+    ),
+    (
+        "mtls-without-ca",
+        "server",
+        {
+            "registry_server_tls_mode": "none",
+            "registry_server_tls_none_opt_in": True,
+            "registry_server_auth_over_http_opt_in": True,
+            "registry_server_tls_client_auth": True,
+        },
+        "registry_server_tls_client_auth needs registry_server_tls_mode: selfsigned",
+    ),
+    (
+        "s3-bucket-grammar",
+        "server",
+        dict(S3, registry_server_storage_s3_bucket="Bad_Bucket"),
+        "registry_server_storage_s3_bucket ('Bad_Bucket') is not an S3 bucket name",
+    ),
+    (
+        "s3-region-missing",
+        "server",
+        dict(S3, registry_server_storage_s3_region=""),
+        "registry_server_storage_s3_region",
+    ),
+    (
+        "s3-chunk-too-small",
+        "server",
+        dict(S3, registry_server_storage_s3_chunksize=1024),
+        "registry_server_storage_s3_chunksize",
+    ),
+    (
+        "s3-half-keys",
+        "server",
+        dict(S3, registry_server_storage_s3_accesskey="AK"),
+        "Set both registry_server_storage_s3_accesskey",
+    ),
+    (
+        "s3-secret-newline",
+        "server",
+        dict(
+            S3,
+            registry_server_storage_s3_accesskey="AK",
+            registry_server_storage_s3_secretkey="a\nb",
+        ),
+        "registry_server_storage_s3_secretkey contains a line break",
+    ),
+    (
+        "s3-endpoint-url",
+        "server",
+        dict(S3, registry_server_storage_s3_regionendpoint="storage:8333"),
+        "registry_server_storage_s3_regionendpoint ('storage:8333') is not a http or https URL",
+    ),
+    (
+        "purge-age",
+        "server",
+        {"registry_server_storage_uploadpurging_age": "7 days"},
+        "registry_server_storage_uploadpurging_age ('7 days') is not a duration",
+    ),
+    (
+        "health-interval",
+        "server",
+        {"registry_server_health_storagedriver_interval": "10"},
+        "registry_server_health_storagedriver_interval ('10') is not a duration",
+    ),
+    (
+        "storage-secret-name",
+        "server",
+        {"registry_server_storage_secrets": {"bad-key": "x"}},
+        "registry_server_storage_secrets has the key 'bad-key'",
+    ),
+    (
+        "gc-calendar-injection",
+        "server",
+        {"registry_server_gc_timer_on_calendar": "Sun\nExecStartPre=/bin/true"},
+        "registry_server_gc_timer_on_calendar",
+    ),
+    (
+        "ready-timeout",
+        "server",
+        {"registry_server_ready_timeout": 0},
+        "registry_server_ready_timeout (0) is outside 1-3600",
+    ),
+    (
+        "ca-constraint-grammar",
+        "server",
+        {"registry_server_tls_ca_name_constraints": ["not a domain"]},
+        "registry_server_tls_ca_name_constraints",
+    ),
+    (
+        "client-host-url",
+        "client",
+        dict(CLIENT, registry_client_registry_host="https://registry:5000"),
+        "registry_client_registry_host ('https://registry:5000') is neither a DNS name",
+    ),
+    (
+        "client-port-zero",
+        "client",
+        dict(CLIENT, registry_client_registry_port=0),
+        "registry_client_registry_port (0) is outside 1-65535",
+    ),
+    (
+        "client-password-newline",
+        "client",
+        dict(CLIENT, registry_client_password="pw\nX=1"),
+        "registry_client_password contains a line break",
+    ),
+    (
+        "client-runtime",
+        "client",
+        dict(CLIENT, registry_client_runtimes=["rkt"]),
+        "registry_client_runtimes",
+    ),
+    (
+        "client-priority",
+        "client",
+        dict(CLIENT, registry_client_podman_conf_priority=100),
+        "registry_client_podman_conf_priority (100) is outside 0-99",
+    ),
+    (
+        "client-no-password",
+        "client",
+        dict(CLIENT, registry_client_password=""),
+        "registry_client_password is empty",
+    ),
+    ("web-port-zero", "web", {"registry_web_port": 0}, "registry_web_port (0) is outside 1-65535"),
+    (
+        "web-base-dir-etc",
+        "web",
+        {"registry_web_base_dir": "/etc"},
+        "registry_web_base_dir ('/etc') is a system directory",
+    ),
+    (
+        "web-url-scheme",
+        "web",
+        {"registry_web_registry_url": "ftp://registry:5000"},
+        "registry_web_registry_url ('ftp://registry:5000') is not a http or https URL",
+    ),
+    (
+        "web-server-name",
+        "web",
+        {"registry_web_server_names": ["bad name"]},
+        "registry_web_server_names",
+    ),
+    (
+        "web-proxy-timeout",
+        "web",
+        {"registry_web_proxy_timeout": 0},
+        "registry_web_proxy_timeout (0) is outside",
+    ),
+    (
+        "web-hsts",
+        "web",
+        {"registry_web_hsts_max_age": -1},
+        "registry_web_hsts_max_age (-1) is outside",
+    ),
+]
+GROUPS = {"server": "registry_servers", "client": "registry_clients", "web": "registry_web"}
+TARGETS = {"server": "registry", "client": "client-a", "web": "registry"}
+CLIENT_STATE = (
+    "cat /etc/docker/daemon.json 2>/dev/null; ls -la /etc/docker/certs.d; "
+    "sha256sum /etc/docker/certs.d/*/* /root/.docker/config.json 2>/dev/null; "
+    "ls /usr/local/share/ca-certificates"
+)
+
+
+def alias(case):
+    kind = next(kind for name, kind, *_ in CASES if name == case)
+    return "refused-%s-%s" % (kind, case)
+
+
+@pytest.fixture(scope="module")
+def refused_run(server, client_a, tmp_path_factory):
+    """The one playbook run of every case, with the hosts' state before and after."""
+    inventory = {group: {"hosts": {}} for group in GROUPS.values()}
+    for case, kind, variables, _message in CASES:
+        inventory[GROUPS[kind]]["hosts"][alias(case)] = dict(
+            variables,
+            ansible_host=container_name(TARGETS[kind]),
+            ansible_connection="community.docker.docker",
+            ansible_user="root",
+        )
+    extra = tmp_path_factory.mktemp("refused") / "refused.yml"
+    extra.write_text(yaml.safe_dump(inventory, allow_unicode=True))
+    before = (server.check_output(SERVER_STATE), client_a.check_output(CLIENT_STATE))
+
+    def run(kind):
+        return converge(
+            "--limit",
+            "refused-%s-*" % kind,
+            "--forks",
+            "20",
+            inventories=[extra],
+            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
+            output="stdout",
+        )
+
+    with ThreadPoolExecutor(max_workers=len(GROUPS)) as pool:
+        runs = list(pool.map(run, GROUPS))
+    result = {"plays": [], "stats": {}}
+    for _rc, output in runs:
+        parsed = json.loads(output)
+        result["plays"] += parsed["plays"]
+        result["stats"].update(parsed["stats"])
+    after = (server.check_output(SERVER_STATE), client_a.check_output(CLIENT_STATE))
+    web_absent = not server.file("/opt/registry-web").exists
+    return {
+        "rcs": [rc for rc, _output in runs],
+        "result": result,
+        "before": before,
+        "after": after,
+        "web_absent": web_absent,
+    }
+
+
+def failure_message(result, host):
+    for play in result["plays"]:
+        for task in play["tasks"]:
+            answer = task["hosts"].get(host)
+            if answer and answer.get("failed"):
+                return answer.get("msg", "")
+    return None
+
+
+def test_there_are_at_least_thirty_refused_inputs():
+    assert len(CASES) >= 30
+    assert len({case for case, *_ in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("case", "kind", "variables", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_with_the_variable_named(refused_run, case, kind, variables, message):
+    stats = refused_run["result"]["stats"][alias(case)]
+    assert stats["failures"] == 1, stats
+    assert stats["changed"] == 0, stats
+    failed = failure_message(refused_run["result"], alias(case))
+    assert failed is not None
+    assert message in failed, failed
+
+
+def test_refused_runs_left_the_hosts_as_they_were(refused_run):
+    assert all(rc != 0 for rc in refused_run["rcs"])
+    assert refused_run["after"] == refused_run["before"]
+    assert refused_run["web_absent"]

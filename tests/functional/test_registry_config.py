@@ -1,0 +1,60 @@
+"""registry_server's config.yml as rendered for the running registry, its read-only twin
+(garbage collection) and the throwaway storage probe: each is what it should be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from rendering import render_template
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "registry_server"
+S3 = {
+    "registry_server_storage_driver": "s3",
+    "registry_server_storage_s3_bucket": "registry",
+    "registry_server_storage_s3_region": "us-east-1",
+    "registry_server_storage_s3_regionendpoint": "http://storage:8333",
+}
+
+
+@pytest.fixture
+def config(tmp_path):
+    def _render(render, **overrides):
+        settings = dict(S3, _registry_server_render=render, **overrides)
+        dest = render_template(ROLE, "config.yml.j2", tmp_path / ("%s.yml" % render), settings)
+        return yaml.safe_load(dest.read_text())
+
+    return _render
+
+
+def test_the_running_registry_is_writable_with_tls_auth_and_debug(config):
+    main = config("main")
+    assert main["storage"]["maintenance"]["readonly"]["enabled"] is False
+    assert main["http"]["tls"]["minimumtls"] == "tls1.2"
+    assert main["auth"]["htpasswd"]["path"] == "/auth/htpasswd"
+    assert main["http"]["debug"]["addr"] == ":5001"
+    assert set(main["storage"]) - {"delete", "redirect", "cache", "maintenance"} == {"s3"}
+
+
+def test_the_gc_twin_is_read_only(config):
+    assert config("readonly")["storage"]["maintenance"]["readonly"]["enabled"] is True
+
+
+def test_the_storage_probe_is_read_only_with_a_login_and_nothing_else(config):
+    """The probe holds the production keys: it may list, never write, and only for the
+    role's throwaway user; no TLS material, debug server or health checks of its own."""
+    probe = config("probe")
+    assert probe["storage"]["maintenance"]["readonly"]["enabled"] is True
+    assert probe["storage"]["maintenance"]["uploadpurging"]["enabled"] is False
+    assert probe["auth"]["htpasswd"] == {"realm": "storage probe", "path": "/auth/htpasswd"}
+    assert "tls" not in probe["http"]
+    assert "debug" not in probe["http"]
+    assert probe["health"]["storagedriver"]["enabled"] is False
+    # The same store as the running registry would use.
+    assert probe["storage"]["s3"] == config("main")["storage"]["s3"]
+
+
+def test_the_probe_keeps_its_login_when_the_registry_has_none(config):
+    probe = config("probe", registry_server_auth_enabled=False)
+    assert probe["auth"]["htpasswd"]["realm"] == "storage probe"
