@@ -203,6 +203,13 @@ def text_line(value):
     return None
 
 
+def environment_value(value):
+    """A container environment value: one line of text (numbers and booleans as written)."""
+    if isinstance(value, (dict, list)):
+        return "is not a single value"
+    return text_line(value if isinstance(value, str) else str(value))
+
+
 def bucket(value):
     if not isinstance(value, str) or not _BUCKET.match(value) or ".." in value:
         return "is not an S3 bucket name (3-63 lowercase letters, digits, '.' and '-')"
@@ -315,6 +322,7 @@ CHECKS = {
     "compose_project": (compose_project, True),
     "extra_hosts": (_mapping(hostname, ip_address), True),
     "identifiers": (_mapping(identifier, lambda value: None), True),
+    "environment": (_mapping(identifier, environment_value), True),
 }
 
 

@@ -58,3 +58,35 @@ def test_the_storage_probe_is_read_only_with_a_login_and_nothing_else(config):
 def test_the_probe_keeps_its_login_when_the_registry_has_none(config):
     probe = config("probe", registry_server_auth_enabled=False)
     assert probe["auth"]["htpasswd"]["realm"] == "storage probe"
+
+
+@pytest.mark.parametrize(
+    ("image", "overrides", "expected"),
+    [
+        ("registry:3.1.1", {}, True),  # a custom endpoint: path-style on 3.x
+        ("registry:3.1.1", {"registry_server_storage_s3_forcepathstyle": False}, None),
+        ("registry:3.1.1", {"registry_server_storage_s3_regionendpoint": ""}, None),  # AWS
+        ("registry:2.8.3", {}, None),  # 2.x has no such option
+    ],
+)
+def test_forcepathstyle_is_written_for_3_x_with_a_custom_endpoint(
+    config, image, overrides, expected
+):
+    main = config("main", registry_server_image=image, **overrides)
+    assert main["storage"]["s3"].get("forcepathstyle") is expected
+
+
+@pytest.mark.parametrize(
+    ("image", "config_dir", "environment"),
+    [
+        ("registry:3.1.1", "/etc/distribution", {"OTEL_TRACES_EXPORTER": "none"}),
+        ("registry:2.8.3", "/etc/docker/registry", None),
+    ],
+)
+def test_compose_runs_each_line_with_its_config_path(tmp_path, image, config_dir, environment):
+    settings = {"registry_server_image": image, "ansible_managed": "test"}
+    dest = render_template(ROLE, "compose.yml.j2", tmp_path / "compose.yml", settings)
+    service = yaml.safe_load(dest.read_text())["services"]["registry"]
+    assert service["command"] == ["serve", config_dir + "/config.yml"]
+    assert service.get("environment") == environment
+    assert any(volume.endswith(":%s:ro" % config_dir) for volume in service["volumes"])

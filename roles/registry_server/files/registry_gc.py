@@ -28,7 +28,6 @@ import urllib.error
 import urllib.request
 
 DEFAULT_CONFIG = "/opt/registry/config/gc.json"
-READONLY_CONFIG = "/etc/docker/registry/config-readonly.yml"
 CONFIG = {}  # filled from the JSON file the role writes (see load_config)
 
 SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
@@ -61,7 +60,7 @@ def frozen():
         text=True,
         check=False,
     )
-    return result.returncode == 0 and READONLY_CONFIG in json.loads(result.stdout or "[]")
+    return result.returncode == 0 and CONFIG["readonly_config"] in json.loads(result.stdout or "[]")
 
 
 def wait_ready():
@@ -118,7 +117,9 @@ def garbage_collect(dry_run, delete_untagged):
         args.append("--dry-run")
     if delete_untagged:
         args.append("--delete-untagged")
-    result = subprocess.run(args + [READONLY_CONFIG], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        args + [CONFIG["readonly_config"]], capture_output=True, text=True, check=False
+    )
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise GCError("garbage-collect failed: " + output[-2000:])
@@ -172,6 +173,19 @@ def main():
     if args.dry_run_first is None:
         args.dry_run_first = CONFIG["dry_run_first"]
     report = {"command": args.command}
+    if (
+        args.delete_untagged
+        and CONFIG.get("major_version", 2) < 3
+        and not CONFIG.get("delete_untagged_2x_opt_in")
+    ):
+        # distribution issue 3178: 2.x sweeps the children of multi-arch indexes.
+        report["error"] = (
+            "refusing --delete-untagged on registry 2.x: it deletes the child manifests of "
+            "multi-arch indexes (distribution issue 3178, fixed in 3.0). Upgrade to registry 3, "
+            "or set registry_server_gc_delete_untagged_2x_opt_in if no multi-arch images exist."
+        )
+        print(json.dumps(report))
+        return 1
     try:
         if args.command == "freeze":
             freeze()

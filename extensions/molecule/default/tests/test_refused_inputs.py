@@ -75,6 +75,33 @@ CASES = [
         "registry_server_debug_port (5000) must differ from",
     ),
     (
+        "image-line-unknown",
+        "server",
+        {"registry_server_image": "registry:latest"},
+        "cannot be told from registry_server_image",
+    ),
+    (
+        "forcepathstyle-on-2",
+        "server",
+        {
+            "registry_server_image": "registry:2.8.3",
+            "registry_server_storage_s3_forcepathstyle": True,
+        },
+        "registry 2.x has no forcepathstyle option",
+    ),
+    (
+        "delete-untagged-on-2",
+        "server",
+        {"registry_server_image": "registry:2.8.3", "registry_server_gc_delete_untagged": True},
+        "deletes the child manifests of multi-arch indexes",
+    ),
+    (
+        "environment-injection",
+        "server",
+        {"registry_server_environment": {"OTEL_X": "a\nREGISTRY_HTTP_SECRET=x"}},
+        "registry_server_environment",
+    ),
+    (
         "image-injection",
         "server",
         {"registry_server_image": "registry:2 --privileged"},
@@ -353,7 +380,7 @@ CLIENT_STATE = (
 
 
 def alias(case):
-    kind = next(kind for name, kind, *_ in CASES if name == case)
+    kind = next(entry[1] for entry in CASES if entry[0] == case)
     return "refused-%s-%s" % (kind, case)
 
 
@@ -412,7 +439,7 @@ def failure_message(result, host):
 
 def test_there_are_at_least_thirty_refused_inputs():
     assert len(CASES) >= 30
-    assert len({case for case, *_ in CASES}) == len(CASES)
+    assert len({entry[0] for entry in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize(("case", "kind", "variables", "message"), CASES, ids=[c[0] for c in CASES])

@@ -240,9 +240,10 @@ def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
 def test_a_storage_probe_left_by_an_interrupted_run_is_removed(server):
     """A run cut off while it tried storage settings leaves its throwaway registry; the next
     run removes it by its label."""
+    image = server.check_output("docker inspect -f '{{.Config.Image}}' registry")
     server.check_output(
-        "docker run --detach --name leftover-probe --label privreg.storage-probe=registry "
-        "--entrypoint /bin/registry registry:2.8.3 serve /etc/docker/registry/config.yml"
+        "docker run --detach --name leftover-probe --label privreg.storage-probe=registry %s",
+        image,
     )
     rc, output = converge("--limit", "registry")
     assert rc == 0, output

@@ -38,6 +38,7 @@ from ansible_collections.privreg.registry.plugins.filter import registry as filt
         ("container_name", "registry", None),
         ("compose_project", "registry-web", None),
         ("extra_hosts", {"storage": "10.0.0.7"}, None),
+        ("environment", {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_BSP_MAX_QUEUE_SIZE": 512}, None),
     ],
 )
 def test_good_settings_pass(kind, value, options):
@@ -95,6 +96,14 @@ def test_good_settings_pass(kind, value, options):
         ("extra_hosts", {"storage": "not-an-ip"}, None, "[storage] is not an IP address"),
         ("extra_hosts", {"bad host": "10.0.0.1"}, None, "neither a DNS name"),
         ("text_line", "two\nlines", None, "one line"),
+        (
+            "environment",
+            {"OTEL_X": "a\nREGISTRY_HTTP_SECRET=x"},
+            None,
+            "[OTEL_X] contains a line break",
+        ),
+        ("environment", {"BAD-NAME": "x"}, None, "has the key 'BAD-NAME'"),
+        ("environment", {"OTEL_X": {"nested": 1}}, None, "[OTEL_X] is not a single value"),
     ],
 )
 def test_bad_settings_are_named_with_the_reason(kind, value, options, fragment):
