@@ -1,5 +1,5 @@
-#!/usr/bin/python3
-# Installed by privreg.registry.registry_server as /usr/local/sbin/registry-gc.
+# Installed by privreg.registry.registry_server as /usr/local/sbin/registry-gc, with a
+# #!/usr/bin/python3 line the role adds (the hosts' own Python, not a virtualenv).
 """Garbage-collect the registry without losing a layer.
 
 garbage-collect is stop-the-world: it must never run against a registry that accepts

@@ -1,0 +1,408 @@
+"""The project's benchmark on the local lab (`scripts/lab bench`), not a test.
+
+One run, the same hosts, each figure beside its yardstick:
+- data path: a blob of N MiB (random, a new one per upload) uploaded from client1 and
+  downloaded on client2 through a bare registry (the deployment's image, plain HTTP, no
+  auth, port 5002 on the registry host), the deployment (:5000, TLS and login) and the web
+  front (:443); medians of several rounds, interleaved, and the ratios to the bare one.
+  The blob API is driven directly (what docker push/pull do once compressed), so gzip and
+  layer extraction on the clients do not hide the path's own cost;
+- a fresh lab: the hosts recreated and the first run of site.yml timed;
+- converge: the no-op run of site.yml against a floor play that runs as many `ping` tasks
+  per host as the no-op run ran on it;
+- onboarding: site.yml --limit for one new client, then for eight at once;
+- the UI: Debian's Chromium opens a repository with 200 tags through the front; the time
+  until the tag list shows, and the time the UI reports for its first page.
+The report goes to artifacts/bench/ as JSON (compare runs across commits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "inventories" / "lab"
+SERVER, CLIENT1, CLIENT2 = "privreg-lab-registry", "privreg-lab-client1", "privreg-lab-client2"
+USER, PASSWORD = "lab", "lab-password-not-secret"  # the lab's throwaway login
+BARE_PORT = 5002
+ENDPOINTS = {
+    "bare": "http://registry.lab:%d" % BARE_PORT,
+    "deployment": "https://registry.lab:5000",
+    "front": "https://registry.lab",
+}
+
+# On a client: upload (PATCH streamed in 1 MiB chunks, then PUT with the digest, as docker
+# does) or download one blob, timing only the transfer. Prints JSON.
+_TRANSFER = r"""
+import base64, hashlib, http.client, json, os, ssl, sys, time, urllib.parse
+mode, base, repo, user, password, arg = sys.argv[1:7]
+parts = urllib.parse.urlsplit(base)
+def connect():
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.hostname, parts.port or 443,
+                                           context=ssl.create_default_context())
+    return http.client.HTTPConnection(parts.hostname, parts.port or 80)
+headers = {}
+if user:
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    headers["Authorization"] = "Basic " + token
+conn = connect()
+def call(method, path, body=None, extra=None, chunked=False):
+    conn.request(method, path, body=body, headers=dict(headers, **(extra or {})),
+                 encode_chunked=chunked)
+    response = conn.getresponse()
+    return response
+if mode == "upload":
+    size = int(arg) << 20
+    prefix = os.urandom(32)
+    digest = hashlib.sha256()
+    def body():
+        digest.update(prefix)
+        yield prefix
+        with open("/var/tmp/bench.bin", "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                yield chunk
+    started = time.monotonic()
+    response = call("POST", "/v2/%s/blobs/uploads/" % repo)
+    response.read()
+    assert response.status == 202, response.status
+    location = urllib.parse.urlsplit(response.getheader("Location"))
+    response = call("PATCH", "%s?%s" % (location.path, location.query), body(),
+                    {"Content-Type": "application/octet-stream"}, chunked=True)
+    response.read()
+    assert response.status == 202, response.status
+    location = urllib.parse.urlsplit(response.getheader("Location"))
+    done = "sha256:" + digest.hexdigest()
+    response = call("PUT", "%s?%s&digest=%s" % (location.path, location.query, done))
+    response.read()
+    assert response.status == 201, response.status
+    print(json.dumps({"seconds": time.monotonic() - started, "digest": done, "bytes": size + 32}))
+else:
+    started = time.monotonic()
+    response = call("GET", "/v2/%s/blobs/%s" % (repo, arg))
+    assert response.status == 200, response.status
+    digest, total = hashlib.sha256(), 0
+    while chunk := response.read(1 << 20):
+        digest.update(chunk)
+        total += len(chunk)
+    assert "sha256:" + digest.hexdigest() == arg
+    print(json.dumps({"seconds": time.monotonic() - started, "bytes": total}))
+"""
+
+
+def run(command, check=True, **kwargs):
+    return subprocess.run(command, capture_output=True, text=True, check=check, **kwargs)
+
+
+def dexec(container, *command):
+    return run(["docker", "exec", container, *command]).stdout
+
+
+def playbook(*args):
+    """ansible-playbook with the lab inventory; returns (seconds, output)."""
+    started = time.monotonic()
+    result = run(
+        ["ansible-playbook", "-i", str(LAB), *args],
+        check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit("ansible-playbook %s failed:\n%s" % (" ".join(args), result.stdout[-4000:]))
+    return seconds, result.stdout
+
+
+def recap(output):
+    return {
+        host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+        for host, counters in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.MULTILINE)
+    }
+
+
+def median(values):
+    return round(statistics.median(values), 3)
+
+
+# --- a fresh lab ------------------------------------------------------------------------
+
+
+def fresh_lab():
+    """Recreate the lab hosts and time the first run of site.yml on them."""
+    hosts = str(ROOT / "tests" / "lab" / "hosts.yml")
+    playbook(hosts, "-e", "lab_state=absent")
+    playbook(hosts)
+    seconds, output = playbook(str(ROOT / "site.yml"))
+    return {"cold_converge_s": round(seconds, 1), "recap": recap(output)}
+
+
+# --- data path --------------------------------------------------------------------------
+
+
+def start_bare_registry():
+    image = dexec(SERVER, "docker", "inspect", "-f", "{{.Config.Image}}", "registry").strip()
+    dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null 2>&1; rm -rf /opt/bench-bare")
+    dexec(
+        SERVER,
+        "docker", "run", "--detach", "--name", "bench-bare", "--publish", "%d:5000" % BARE_PORT,
+        "--env", "OTEL_TRACES_EXPORTER=none",
+        "--volume", "/opt/bench-bare:/var/lib/registry", image,
+    )  # fmt: skip
+    for _attempt in range(30):
+        probe = run(["docker", "exec", CLIENT1, "python3", "-c",
+                     "import urllib.request; urllib.request.urlopen('%s/v2/')" % ENDPOINTS["bare"]],
+                    check=False)  # fmt: skip
+        if probe.returncode == 0:
+            return image
+        time.sleep(1)
+    sys.exit("the bare registry did not answer")
+
+
+def transfer(container, mode, endpoint, arg):
+    user, password = ("", "") if endpoint == "bare" else (USER, PASSWORD)
+    out = dexec(container, "python3", "-c", _TRANSFER, mode, ENDPOINTS[endpoint],
+                "bench/blob", user, password, str(arg))  # fmt: skip
+    return json.loads(out)
+
+
+def data_path(size_mib, rounds):
+    image = start_bare_registry()
+    dexec(CLIENT1, "sh", "-c", "head -c %dM /dev/urandom >/var/tmp/bench.bin" % size_mib)
+    results = {name: {"upload_s": [], "download_s": []} for name in ENDPOINTS}
+    try:
+        for _round in range(rounds):
+            for name in ENDPOINTS:
+                pushed = transfer(CLIENT1, "upload", name, size_mib)
+                pulled = transfer(CLIENT2, "download", name, pushed["digest"])
+                results[name]["upload_s"].append(round(pushed["seconds"], 3))
+                results[name]["download_s"].append(round(pulled["seconds"], 3))
+    finally:
+        dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null; rm -rf /opt/bench-bare")
+        dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin")
+    bare = results["bare"]
+    for figures in results.values():
+        figures["upload_median_s"] = median(figures["upload_s"])
+        figures["download_median_s"] = median(figures["download_s"])
+        figures["upload_mib_s"] = round(size_mib / figures["upload_median_s"], 1)
+        figures["download_mib_s"] = round(size_mib / figures["download_median_s"], 1)
+        # Speed relative to the bare registry: 1.0 is as fast, 0.5 half as fast.
+        figures["upload_vs_bare"] = round(median(bare["upload_s"]) / figures["upload_median_s"], 3)
+        figures["download_vs_bare"] = round(
+            median(bare["download_s"]) / figures["download_median_s"], 3
+        )
+    return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
+
+
+# --- converge ---------------------------------------------------------------------------
+
+
+def floor_playbook(tasks_per_host):
+    most = max(tasks_per_host.values())
+    tasks = [
+        {
+            "name": "ping %d" % index,
+            "ansible.builtin.ping": None,
+            "when": "%d < bench_floor_tasks[inventory_hostname] | int" % index,
+        }
+        for index in range(most)
+    ]
+    play = [{"name": "Floor", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+    path = Path(tempfile.mkdtemp()) / "floor.yml"
+    path.write_text(json.dumps(play))
+    return path
+
+
+def converge(rounds):
+    noop, floor, counted = [], [], {}
+    for _round in range(rounds):
+        seconds, output = playbook(str(ROOT / "site.yml"))
+        counters = recap(output)
+        assert all(c["changed"] == 0 for c in counters.values()), counters
+        counted = {host: c["ok"] + c["changed"] for host, c in counters.items()}
+        noop.append(round(seconds, 2))
+    path = floor_playbook(counted)
+    for _round in range(rounds):
+        seconds, _output = playbook(str(path), "-e", json.dumps({"bench_floor_tasks": counted}))
+        floor.append(round(seconds, 2))
+    return {
+        "tasks_run_per_host": counted,
+        "noop_s": noop,
+        "floor_s": floor,
+        "noop_median_s": median(noop),
+        "floor_median_s": median(floor),
+        "noop_vs_floor": round(median(noop) / median(floor), 3),
+    }
+
+
+# --- onboarding -------------------------------------------------------------------------
+
+
+def bench_inventory(count):
+    image = "privreg-test/debian-base:trixie"
+    hosts = {
+        "bench%d.lab" % i: {"ansible_host": "privreg-lab-bench%d" % i, "lab_image": image}
+        for i in range(1, count + 1)
+    }
+    path = Path(tempfile.mkdtemp()) / "bench.yml"
+    path.write_text(json.dumps({"all": {"children": {"registry_clients": {"hosts": hosts}}}}))
+    return path, sorted(hosts)
+
+
+def onboarding(many):
+    inventory, hosts = bench_inventory(many + 1)
+    extra = ["-i", str(inventory)]
+    limit = ",".join(hosts)
+    playbook(*extra, str(ROOT / "tests" / "lab" / "hosts.yml"), "--limit", limit)
+    try:
+        one = playbook(*extra, str(ROOT / "site.yml"), "--limit", hosts[0])[0]
+        eight = playbook(*extra, str(ROOT / "site.yml"), "--limit", ",".join(hosts[1:]))[0]
+    finally:
+        playbook(*extra, str(ROOT / "tests" / "lab" / "hosts.yml"), "--limit", limit,
+                 "-e", "lab_state=absent")  # fmt: skip
+    return {
+        "one_client_s": round(one, 1),
+        "clients_at_once": many,
+        "many_clients_s": round(eight, 1),
+        "many_vs_one": round(eight / one, 2),
+    }
+
+
+# --- the UI -----------------------------------------------------------------------------
+
+
+def push_tags(count):
+    """count tags in bench/ui, each its own image config, pushed through the front."""
+    script = r"""
+import base64, hashlib, http.client, json, ssl, sys, urllib.parse
+count, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+conn = http.client.HTTPSConnection("registry.lab", 443, context=ssl.create_default_context())
+def call(method, path, body=None, headers=None):
+    conn.request(method, path, body=body, headers=dict(headers or {}, Authorization=auth))
+    response = conn.getresponse(); data = response.read()
+    assert response.status < 300, (method, path, response.status, data[:200])
+    return response
+def upload(blob):
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    started = call("POST", "/v2/bench/ui/blobs/uploads/")
+    location = urllib.parse.urlsplit(started.getheader("Location"))
+    call("PUT", "%s?%s&digest=%s" % (location.path, location.query, digest), blob,
+         {"Content-Type": "application/octet-stream"})
+    return digest
+layer = b"bench layer" * 1000
+layer_digest = upload(layer)
+OCI = "application/vnd.oci.image.manifest.v1+json"
+for i in range(count):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "created": "2026-01-01T00:%02d:%02dZ" % (i // 60, i % 60),
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": OCI,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": upload(config), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": layer_digest, "size": len(layer)}]}
+    call("PUT", "/v2/bench/ui/manifests/t%03d" % i, json.dumps(manifest).encode(),
+         {"Content-Type": OCI})
+"""
+    dexec(CLIENT1, "python3", "-c", script, str(count), USER, PASSWORD)
+
+
+def ui(count, rounds):
+    from playwright.sync_api import sync_playwright
+
+    push_tags(count)
+    address = json.loads(run(["docker", "inspect", SERVER]).stdout)[0]["NetworkSettings"][
+        "Networks"
+    ]
+    address = next(iter(address.values()))["IPAddress"]
+    home = Path(tempfile.mkdtemp())
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    ca = home / "ca.crt"
+    ca.write_text(dexec(SERVER, "cat", "/opt/registry/certs/ca.crt"))
+    run(["certutil", "-d", "sql:%s" % nssdb, "-N", "--empty-password"])
+    run(["certutil", "-d", "sql:%s" % nssdb, "-A", "-t", "C,,", "-n", "lab", "-i", str(ca)])
+    listed, reported = [], []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                  "--host-resolver-rules=MAP registry.lab %s, MAP * ~NOTFOUND" % address],
+            env=dict(os.environ, HOME=str(home)),
+        )  # fmt: skip
+        try:
+            for _round in range(rounds):
+                page = browser.new_context().new_page()
+                page.goto("https://registry.lab/")
+                page.fill("#login-user", USER)
+                page.fill("#login-password", PASSWORD)
+                page.click("#login-submit")
+                page.wait_for_selector("#repo-table")
+                started = time.monotonic()
+                page.goto("https://registry.lab/#/repo/bench%2Fui")
+                page.wait_for_selector('#tag-total[data-total="%d"]' % count, timeout=60000)
+                page.wait_for_selector("#tag-table[data-rendered-ms]", timeout=60000)
+                listed.append(round(time.monotonic() - started, 3))
+                reported.append(int(page.locator("#tag-table").get_attribute("data-rendered-ms")))
+                page.context.close()
+        finally:
+            browser.close()
+    return {
+        "tags": count,
+        "seconds_until_first_page_filled": listed,
+        "median_s": median(listed),
+        "ui_reported_ms": reported,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--tags", type=int, default=200)
+    parser.add_argument(
+        "--only", nargs="*", default=["lab", "data_path", "converge", "onboarding", "ui"]
+    )
+    parser.add_argument(
+        "--out",
+        default=str(Path(os.environ.get("PRIVREG_ARTIFACTS", ROOT / "artifacts")) / "bench"),
+    )
+    args = parser.parse_args()
+
+    commit = run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], check=False
+    ).stdout.strip()
+    report = {"commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "cpus": os.cpu_count()}  # fmt: skip
+    steps = {
+        "lab": fresh_lab,
+        "data_path": lambda: data_path(args.size_mib, args.rounds),
+        "converge": lambda: converge(args.rounds),
+        "onboarding": lambda: onboarding(args.clients),
+        "ui": lambda: ui(args.tags, args.rounds),
+    }
+    for name in args.only:
+        print("bench: %s ..." % name, file=sys.stderr, flush=True)
+        report[name] = steps[name]()
+        print(json.dumps({name: report[name]}, indent=2), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("bench-%s.json" % datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print("report: %s" % path)
+
+
+if __name__ == "__main__":
+    main()
