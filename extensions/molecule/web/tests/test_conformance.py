@@ -124,8 +124,11 @@ def bare(tmp_path_factory):
             "--publish",
             "127.0.0.1::5000",
             "--volume",
-            "%s:/etc/docker/registry/config.yml:ro" % config,
+            "%s:/bare/config.yml:ro" % config,
             IMAGE,
+            # Named on the command line: each registry line has its own default path.
+            "serve",
+            "/bare/config.yml",
         ],
         check=True,
         capture_output=True,
