@@ -10,7 +10,9 @@ import os
 import re
 import shlex
 import subprocess
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import testinfra
@@ -173,3 +175,64 @@ def container_address(name):
         )
     )
     return next(iter(networks.values()))["IPAddress"]
+
+
+# Pull load on a host until /tmp/load.stop exists: GET a manifest by digest and its config
+# blob, ten times a second, trusting what the host's system store trusts; every failure is
+# counted with its time.
+_PULL_LOAD = r"""
+import base64, json, os, sys, time, urllib.request
+base, user, password, repository, digest, accept = sys.argv[1:7]
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+def get(path):
+    request = urllib.request.Request(base + path)
+    request.add_header("Authorization", auth)
+    request.add_header("Accept", accept)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read()
+total, failures = 0, []
+while not os.path.exists("/tmp/load.stop"):
+    total += 1
+    started = time.time()
+    try:
+        manifest = json.loads(get("/v2/%s/manifests/%s" % (repository, digest)))
+        get("/v2/%s/blobs/%s" % (repository, manifest["config"]["digest"]))
+    except Exception as exc:  # any failed pull counts
+        failures.append({"at": started, "error": repr(exc)[:200]})
+    time.sleep(max(0.0, 0.1 - (time.time() - started)))
+print(json.dumps({"requests": total, "failed": len(failures), "failures": failures}))
+"""
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+@contextmanager
+def pull_load(host_name, base_url, user, password, repository, digest):
+    """Pulls of repository@digest from host_name while the block runs. Yields a dict that
+    holds, afterwards, requests, failed, failures and outage_seconds (first to last failure)."""
+    host = test_host(host_name)
+    host.run("rm -f /tmp/load.stop")
+    load = subprocess.Popen(
+        ["docker", "exec", container_name(host_name), "python3", "-c", _PULL_LOAD]
+        + [base_url, user, password, repository, digest, MANIFEST_TYPES],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    report = {}
+    try:
+        yield report
+        time.sleep(2)  # the load sees the registry answer again
+    finally:
+        host.run("touch /tmp/load.stop")
+        report.update(json.loads(load.communicate(timeout=60)[0]))
+        failures = report["failures"]
+        report["outage_seconds"] = (
+            round(failures[-1]["at"] - failures[0]["at"], 1) if failures else 0.0
+        )

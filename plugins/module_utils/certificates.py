@@ -115,15 +115,18 @@ class RegistryTLS:
     # -- state=verify --------------------------------------------------------------------
     def verify(self):
         """Check operator-provided material: a leaf (with its intermediates) that chains to
-        the CA file, fits its key, is valid now and is fit to serve TLS."""
+        the CA, fits its key, is valid now, is fit to serve TLS and covers the names that
+        must be on it. The material comes from files or, before it is written anywhere,
+        from the *_content options."""
         p = self.params
-        roots = self._load_bundle(p["ca_cert_path"], "CA certificate")
-        chain = self._load_bundle(p["cert_path"], "certificate")
-        key = self._load(p["key_path"], tls.load_private_key, "private key", False)
-        if key is None:
+        roots = self._load_bundle("ca_cert", "CA certificate")
+        chain = self._load_bundle("cert", "certificate")
+        key_data = self._material("key")
+        if key_data is None:
             raise tls.TLSMaterialError(
                 "state=verify: no file at key_path=%s; provide the key first" % p["key_path"]
             )
+        key = tls.load_private_key(key_data, "private key (%s)" % self._source("key"))
         leaf = chain[0]
         problems = []
         if not tls.key_matches(key, leaf):
@@ -132,13 +135,20 @@ class RegistryTLS:
         problems += tls.key_usage_problems(leaf, p["purpose"])
         covered = set(tls.certificate_sans(leaf))
         missing_sans = [san for san in self.sans if san not in covered]
+        required = tls.normalize_sans(p["required_sans"])
+        missing_required = [san for san in required if san not in covered]
+        if missing_required:
+            problems.append(
+                "the certificate is not for %s (it covers %s)"
+                % (", ".join(missing_required), ", ".join(sorted(covered)) or "no names")
+            )
         result = self._result(roots[0], leaf, False, problems, missing_sans)
         result["chain_length"] = len(chain)
         if problems:
             self.module.fail_json(
                 msg="The provided TLS material cannot serve the registry: %s. Check the "
-                "certificate, key and CA you gave (cert_path=%s)."
-                % ("; ".join(problems), p["cert_path"]),
+                "certificate, key and CA you gave (%s)."
+                % ("; ".join(problems), self._source("cert")),
                 **result,
             )
         if missing_sans:
@@ -148,14 +158,27 @@ class RegistryTLS:
             )
         return result
 
-    def _load_bundle(self, path, what):
-        data = read_bytes(path)
+    def _material(self, name):
+        """The bytes of ca_cert, cert or key: the *_content option, else the file (None
+        when it is missing)."""
+        content = self.params.get(name + "_content")
+        if content:
+            return content.encode("utf-8")
+        return read_bytes(self.params[name + "_path"])
+
+    def _source(self, name):
+        if self.params.get(name + "_content"):
+            return "%s_content" % name
+        return "%s_path=%s" % (name, self.params[name + "_path"])
+
+    def _load_bundle(self, name, what):
+        data = self._material(name)
         if data is None:
             raise tls.TLSMaterialError(
                 "state=verify: no %s at %s; provide the certificate, key and CA first"
-                % (what, path)
+                % (what, self.params[name + "_path"])
             )
-        return tls.load_certificates(data, "%s (%s)" % (what, path))
+        return tls.load_certificates(data, "%s (%s)" % (what, self._source(name)))
 
     # -- state=present -------------------------------------------------------------------
     def present(self):
@@ -292,9 +315,9 @@ class RegistryTLS:
         info = tls.describe(cert) or {}
         return {
             "changed": changed,
-            "ca_cert_path": p["ca_cert_path"],
-            "cert_path": p["cert_path"],
-            "key_path": p["key_path"],
+            "ca_cert_path": p["ca_cert_path"] or "",
+            "cert_path": p["cert_path"] or "",
+            "key_path": p["key_path"] or "",
             "subject_alt_names": info.get("subject_alt_names", []),
             "not_after": info.get("not_after", ""),
             "fingerprint": info.get("fingerprint", ""),

@@ -65,6 +65,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTAINER = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # docker's reference grammar, simplified to what a pull accepts: [host[:port]/]path[:tag][@digest]
 _REFERENCE = re.compile(
@@ -146,6 +147,39 @@ def hostname(value, wildcard=False):
     if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
         allowed = " (a wildcard only as the whole first label: *.example.com)" if wildcard else ""
         return "is neither a DNS name (letters, digits, '-' and '.')%s nor an IP address" % allowed
+    return None
+
+
+def dns_name(value):
+    """A DNS name that a public CA can vouch for: at least two labels, no IP address."""
+    problem = hostname(value)
+    if problem:
+        return problem
+    try:
+        ipaddress.ip_address(value)
+        return "is an IP address; an ACME certificate needs DNS names"
+    except ValueError:
+        pass
+    if "." not in value.rstrip("."):
+        return (
+            "has a single label; an ACME CA issues only for names in a domain "
+            "(registry.example.com)"
+        )
+    return None
+
+
+def dns_names(values):
+    if not isinstance(values, (list, tuple)) or not values:
+        return "is empty; give the DNS names the certificate must cover"
+    return _each(dns_name)(values)
+
+
+def email(value):
+    """Empty, or one address of the form local@domain."""
+    if value in ("", None):
+        return None
+    if not isinstance(value, str) or not _EMAIL.match(value):
+        return "is not an e-mail address (name@example.com), or leave it empty"
     return None
 
 
@@ -308,6 +342,8 @@ CHECKS = {
     "hostname": (hostname, True),
     "hostnames": (_each(hostname), True),
     "hostnames_or_networks": (_each(hostname_or_network), True),
+    "dns_names": (dns_names, True),
+    "email": (email, True),
     "ip_address": (ip_address, True),
     "loopback": (loopback, True),
     "duration": (duration, True),

@@ -69,8 +69,26 @@ options:
     description:
       - Path of the CA certificate (PEM). With O(state=verify) it may hold several CAs;
         the certificate must chain to one of them.
+      - Required with O(state=present); with O(state=verify) this or O(ca_cert_content).
     type: path
-    required: true
+  ca_cert_content:
+    description:
+      - With O(state=verify) - the CA certificate(s) as PEM text instead of O(ca_cert_path),
+        so that material is checked before it is written anywhere.
+    type: str
+  cert_content:
+    description: With O(state=verify) - the certificate (and its intermediates) as PEM text instead of O(cert_path).
+    type: str
+  key_content:
+    description: With O(state=verify) - the private key as PEM text instead of O(key_path). Never logged.
+    type: str
+  required_sans:
+    description:
+      - With O(state=verify) - names and addresses the certificate must cover; it is refused
+        when one is missing (other O(subject_alt_names) only warn).
+    type: list
+    elements: str
+    default: []
   ca_key_path:
     description:
       - Path of the CA private key (PEM, unencrypted). Required with O(state=present).
@@ -79,12 +97,13 @@ options:
     description:
       - Path of the certificate (PEM). With O(state=verify) it may be followed by its
         intermediate CA certificates (a full chain).
+      - Required with O(state=present); with O(state=verify) this or O(cert_content).
     type: path
-    required: true
   key_path:
-    description: Path of the private key (PEM, unencrypted).
+    description:
+      - Path of the private key (PEM, unencrypted).
+      - Required with O(state=present); with O(state=verify) this or O(key_content).
     type: path
-    required: true
   common_name:
     description:
       - Common name of the certificate. Defaults to the first DNS name in
@@ -174,6 +193,14 @@ EXAMPLES = r"""
     cert_path: /opt/registry/certs/server.crt
     key_path: /opt/registry/certs/server.key
     subject_alt_names: [registry.example.com]
+
+- name: Refuse a certificate before it is written (wrong key, other names)
+  privreg.registry.registry_tls:
+    state: verify
+    ca_cert_content: "{{ lookup('ansible.builtin.file', 'root.pem') }}"
+    cert_content: "{{ lookup('ansible.builtin.file', 'fullchain.pem') }}"
+    key_content: "{{ lookup('ansible.builtin.file', 'registry.key') }}"
+    required_sans: [registry.example.com]
 """
 
 RETURN = r"""
@@ -248,10 +275,14 @@ def main():
             state=dict(type="str", choices=["present", "verify"], default="present"),
             purpose=dict(type="str", choices=["server", "client"], default="server"),
             create_ca=dict(type="bool"),
-            ca_cert_path=dict(type="path", required=True),
+            ca_cert_path=dict(type="path"),
             ca_key_path=dict(type="path"),
-            cert_path=dict(type="path", required=True),
-            key_path=dict(type="path", required=True, no_log=False),
+            cert_path=dict(type="path"),
+            key_path=dict(type="path", no_log=False),
+            ca_cert_content=dict(type="str"),
+            cert_content=dict(type="str"),
+            key_content=dict(type="str", no_log=True),
+            required_sans=dict(type="list", elements="str", default=[]),
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str", default=[]),
             ca_common_name=dict(type="str", default="privreg registry CA"),
@@ -264,7 +295,19 @@ def main():
             force=dict(type="bool", default=False),
         ),
         add_file_common_args=True,
-        required_if=[("state", "present", ["ca_key_path"])],
+        required_if=[
+            ("state", "present", ["ca_key_path", "ca_cert_path", "cert_path", "key_path"])
+        ],
+        required_one_of=[
+            ("ca_cert_path", "ca_cert_content"),
+            ("cert_path", "cert_content"),
+            ("key_path", "key_content"),
+        ],
+        mutually_exclusive=[
+            ("ca_cert_path", "ca_cert_content"),
+            ("cert_path", "cert_content"),
+            ("key_path", "key_content"),
+        ],
         supports_check_mode=True,
     )
     if not tls.HAS_CRYPTOGRAPHY:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import stat
 from pathlib import Path
@@ -549,3 +550,47 @@ def test_bad_constraints_are_refused(tls_module, paths):
     assert code == 1
     assert "neither a DNS domain nor an IP network" in result["msg"]
     assert not os.path.exists(paths["ca_cert_path"])
+
+
+def _contents(paths):
+    """The operator's material as PEM text, and the files gone: nothing is on disk yet."""
+    contents = {}
+    for name in ("ca_cert", "cert", "key"):
+        path = Path(paths[name + "_path"])
+        contents[name + "_content"] = path.read_text()
+        path.unlink()
+    return contents
+
+
+def test_verify_checks_text_before_anything_is_written(run_module, paths, operator_chain):
+    contents = _contents(paths)
+    args = dict(contents, state="verify", subject_alt_names=SANS, required_sans=["registry.lab"])
+    code, result = run_module(registry_tls.main, args)
+    assert code == 0, result
+    assert result["chain_length"] == 2
+    assert not any(Path(p).exists() for p in paths.values())
+
+
+def test_verify_refuses_text_with_a_wrong_key(run_module, paths, operator_chain):
+    contents = _contents(paths)
+    contents["key_content"] = tls.key_to_pem(ec.generate_private_key(ec.SECP256R1())).decode()
+    code, result = run_module(registry_tls.main, dict(contents, state="verify"))
+    assert code == 1
+    assert tls.KEY_MISMATCH in result["msg"]
+    assert "PRIVATE KEY" not in json.dumps(result)
+
+
+def test_verify_refuses_a_leaf_for_other_names(run_module, paths, operator_chain):
+    contents = _contents(paths)
+    args = dict(contents, state="verify", required_sans=["registry.example.com"])
+    code, result = run_module(registry_tls.main, args)
+    assert code == 1
+    assert "the certificate is not for DNS:registry.example.com" in result["msg"]
+
+
+def test_verify_takes_a_path_or_text_not_both(run_module, paths, operator_chain):
+    contents = _contents(paths)
+    args = dict(contents, state="verify", cert_path=paths["cert_path"])
+    code, result = run_module(registry_tls.main, args)
+    assert code == 1
+    assert "mutually exclusive" in result["msg"]
