@@ -134,7 +134,7 @@ def test_a_converge_renews_a_certificate_that_is_due(server, client):
     STATE["converge_serial"] = renewed
 
 
-def test_the_timer_renews_without_ansible_under_a_pull_load(server, client):
+def test_the_timer_renews_without_ansible_and_no_pull_fails(server, client):
     # What the timer starts, started by hand: no Ansible run is involved.
     digest = STATE["pushed"]["digest"]
     base = "https://" + REGISTRY
@@ -149,17 +149,16 @@ def test_the_timer_renews_without_ansible_under_a_pull_load(server, client):
         "pull_requests": load["requests"],
         "pull_failed": load["failed"],
         "outage_seconds": load["outage_seconds"],
+        "slowest_pull_seconds": load["slowest_seconds"],
         "failures": [f["error"] for f in load["failures"]][:5],
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "acme.json").write_text(json.dumps(STATE, indent=2) + "\n")
     print(json.dumps(STATE["timer"]))
     assert load["requests"] > 20, load
-    # The registry reads its certificate only at start: pulls that arrive while it
-    # restarts are refused (a second or two), none before or after. Zero needs a
-    # certificate reload upstream (distribution PR 4918) or a second replica (issue 11).
-    assert load["outage_seconds"] <= 5, load
-    assert load["failed"] < load["requests"] / 4, load
+    # The registry reads its certificate only at start; while it restarts, new connections
+    # wait (their SYNs are dropped, not refused) and requests in flight finish.
+    assert load["failed"] == 0, load
 
 
 def test_a_failed_renewal_keeps_the_certificate_and_says_why(server, acme, client):

@@ -90,6 +90,54 @@ CASES = [
         "registry 2.x has no forcepathstyle option",
     ),
     (
+        "acme-single-label",
+        "server",
+        {"registry_server_tls_mode": "acme", "registry_server_acme_domains": ["registry"]},
+        "registry_server_acme_domains [0] (registry) has a single label",
+    ),
+    (
+        "acme-ip-address",
+        "server",
+        {"registry_server_tls_mode": "acme", "registry_server_acme_domains": ["10.0.0.5"]},
+        "registry_server_acme_domains [0] (10.0.0.5) is an IP address",
+    ),
+    (
+        "acme-plain-http-directory",
+        "server",
+        {
+            "registry_server_tls_mode": "acme",
+            "registry_server_acme_domains": ["registry.example.com"],
+            "registry_server_acme_directory_url": "http://acme.example.com/directory",
+        },
+        "registry_server_acme_directory_url ('http://acme.example.com/directory') is not",
+    ),
+    (
+        "acme-bad-email",
+        "server",
+        {
+            "registry_server_tls_mode": "acme",
+            "registry_server_acme_domains": ["registry.example.com"],
+            "registry_server_acme_email": "ops@example.com\nBcc: x@example.com",
+        },
+        "is not an e-mail address",
+    ),
+    (
+        "acme-on-port-80",
+        "server",
+        {
+            "registry_server_tls_mode": "acme",
+            "registry_server_acme_domains": ["registry.example.com"],
+            "registry_server_port": 80,
+        },
+        "so registry_server_port cannot be 80",
+    ),
+    (
+        "drain-timeout-too-long",
+        "server",
+        {"registry_server_drain_timeout": 5000},
+        "registry_server_drain_timeout (5000) is outside 0-3600",
+    ),
+    (
         "delete-untagged-on-2",
         "server",
         {"registry_server_image": "registry:2.8.3", "registry_server_gc_delete_untagged": True},
