@@ -184,6 +184,19 @@ def test_back_to_the_usual_threshold_nothing_is_renewed(server, client):
     assert set(changed.values()) == {0}, changed
 
 
+def test_without_a_private_root_clients_get_no_ca_and_pebbles_chain_fails(client):
+    # What an ACME registry with a public root looks like to clients: nothing is copied
+    # (the system store trusts public roots). Pebble's root is not public, so the same
+    # client now refuses the registry: the root it was given was what made TLS work.
+    rc, output = converge("-e", json.dumps({"registry_server_acme_root_certificate": ""}))
+    assert rc == 0, output
+    assert not client.file("/etc/docker/certs.d/%s/ca.crt" % REGISTRY).exists
+    assert not client.file("/usr/local/share/ca-certificates/privreg-%s-5000.crt" % NAME).exists
+    pull = client.run("docker pull %s", STATE["pushed"]["reference"])
+    assert pull.rc != 0
+    assert "certificate signed by unknown authority" in pull.stderr, pull.stderr
+
+
 # --- provided: an operator's chain ------------------------------------------------------
 
 
