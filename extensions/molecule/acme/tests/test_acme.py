@@ -155,7 +155,7 @@ def test_the_timer_renews_without_ansible_and_no_pull_fails(server, client):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "acme.json").write_text(json.dumps(STATE, indent=2) + "\n")
     print(json.dumps(STATE["timer"]))
-    assert load["requests"] > 20, load
+    assert load["requests"] >= 10, load
     # The registry reads its certificate only at start; while it restarts, new connections
     # wait (their SYNs are dropped, not refused) and requests in flight finish.
     assert load["failed"] == 0, load
