@@ -143,9 +143,12 @@ def manifest_digest(host, registry, repository, tag, user, password):
     return answer["headers"]["Docker-Content-Digest"]
 
 
+# What a refused or no-op run must leave as it was on the registry host: its files (the
+# key by hash only) and the container's start time.
 SERVER_STATE = (
     "sha256sum /opt/registry/config/config.yml /opt/registry/security/htpasswd "
-    "/opt/registry/security/registry.env /opt/registry/certs/server.crt; "
+    "/opt/registry/security/registry.env /opt/registry/certs/server.crt "
+    "/opt/registry/certs/server.key /opt/registry/certs/ca.crt; "
     "docker inspect -f '{{.State.StartedAt}}' registry"
 )
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from registry_helpers import (
+    SERVER_STATE,
     converge,
     pull_and_check_digest,
     pull_load,
@@ -76,13 +77,6 @@ def served_serial(server):
         "from cryptography import x509; "
         "c = x509.load_pem_x509_certificate(open('/opt/registry/certs/server.crt', 'rb').read()); "
         "print(format(c.serial_number, 'X'))",
-    )
-
-
-def registry_state(server):
-    return server.check_output(
-        "sha256sum /opt/registry/certs/server.crt /opt/registry/certs/server.key "
-        "/opt/registry/certs/ca.crt; docker inspect -f '{{.State.StartedAt}}' registry"
     )
 
 
@@ -163,13 +157,13 @@ def test_the_timer_renews_without_ansible_and_no_pull_fails(server, client):
 
 def test_a_failed_renewal_keeps_the_certificate_and_says_why(server, acme, client):
     acme.check_output("systemctl stop pebble")
-    before = registry_state(server)
+    before = server.check_output(SERVER_STATE)
     renewal = server.run("systemctl start %s", RENEW_UNIT)
     assert renewal.rc != 0
     journal = server.check_output("journalctl -u %s --no-pager -n 60", RENEW_UNIT)
     assert "Failed to renew certificate registry" in journal, journal
     assert "Connection refused" in journal, journal
-    assert registry_state(server) == before
+    assert server.check_output(SERVER_STATE) == before
     assert handshake(client)["serial"] == STATE["timer"]["new_serial"]
     pull_and_check_digest(client, STATE["pushed"])
 
@@ -335,10 +329,10 @@ def test_an_operators_chain_is_served_and_trusted_through_the_root(server, clien
 def test_bad_operator_material_is_refused_before_anything_changes(
     server, operator_pki, variant, message
 ):
-    before = registry_state(server)
+    before = server.check_output(SERVER_STATE)
     rc, output = converge("-e", _provided(operator_pki, **variant))
     assert rc != 0
     assert message in output, output
     assert "PRIVATE KEY" not in output
     assert recap(output)["registry"]["changed"] == 0
-    assert registry_state(server) == before
+    assert server.check_output(SERVER_STATE) == before
