@@ -18,6 +18,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.privreg.registry.plugins.module_utils import validation
 from ansible_collections.privreg.registry.plugins.module_utils.htpasswd import user_problems
+from ansible_collections.privreg.registry.plugins.module_utils.token_acl import acl_problems
 
 # S3 parameters written only when set: an empty value would override the driver's default.
 _S3_OPTIONAL = ("regionendpoint", "rootdirectory", "keyid")
@@ -170,9 +171,15 @@ def setting_problems(checks):
         raise AnsibleFilterError("setting_problems: %s" % exc) from exc
 
 
+def registry_acl_problems(rules, groups):
+    """The problems of token access rules and groups (module_utils.token_acl)."""
+    return acl_problems(rules, groups)
+
+
 class FilterModule:
     def filters(self):
         return {
+            "acl_problems": registry_acl_problems,
             "compose_env_file": compose_env_file,
             "host_ipv4_addresses": host_ipv4_addresses,
             "host_ipv4_networks": host_ipv4_networks,

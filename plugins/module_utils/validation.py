@@ -66,6 +66,7 @@ _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTAINER = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # docker's reference grammar, simplified to what a pull accepts: [host[:port]/]path[:tag][@digest]
 _REFERENCE = re.compile(
@@ -292,6 +293,13 @@ def container_name(value):
     return None
 
 
+def file_name(value):
+    """A name that becomes part of a file name: no path separators, no leading dot."""
+    if not isinstance(value, str) or not _FILE_NAME.match(value):
+        return "is not a simple name (1-64 letters, digits, '_', '.', '-'; not starting with '.')"
+    return None
+
+
 def compose_project(value):
     if not isinstance(value, str) or not _PROJECT.match(value):
         return "is not a compose project name (lowercase letters, digits, '_' and '-')"
@@ -355,6 +363,7 @@ CHECKS = {
     "url": (url, True),
     "image_reference": (image_reference, True),
     "container_name": (container_name, True),
+    "file_name": (file_name, True),
     "compose_project": (compose_project, True),
     "extra_hosts": (_mapping(hostname, ip_address), True),
     "identifiers": (_mapping(identifier, lambda value: None), True),

@@ -1,0 +1,297 @@
+"""The token service (roles/registry_server/files/registry_token.py) as a WSGI app.
+
+Real keys, a real bcrypt htpasswd file and PyJWT to read what it answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import importlib.util
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from passlib.apache import HtpasswdFile
+from passlib.hash import bcrypt
+
+from ansible_collections.privreg.registry.plugins.module_utils import token_acl
+
+ROOT = Path(__file__).resolve().parents[3]
+SERVICE_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_token.py"
+
+
+def _load_service_module():
+    # On the host token_acl.py lies beside the service; here it is the collection's copy.
+    sys.modules["token_acl"] = token_acl
+    spec = importlib.util.spec_from_file_location("registry_token_under_test", SERVICE_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+registry_token = _load_service_module()
+
+
+def _signer(tmp_path, name):
+    """A signing key and its self-signed certificate, written as NAME.key and NAME.crt."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test signer " + name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / (name + ".key")).write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / (name + ".crt")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert
+
+
+@pytest.fixture
+def setup(tmp_path):
+    key, cert = _signer(tmp_path, "signing")
+    users = HtpasswdFile(str(tmp_path / "htpasswd"), new=True, default_scheme="bcrypt")
+    users.set_hash("alice", bcrypt.using(rounds=4).hash("alice-pw"))
+    users.set_hash("carol", bcrypt.using(rounds=4).hash("carol-pw"))
+    users.save()
+    acl = {
+        "groups": {"readers": ["carol"]},
+        "rules": [
+            {"account": "anonymous", "repository": "public/*", "actions": ["pull"]},
+            {"group": "readers", "repository": "alice/*", "actions": ["pull"]},
+            {"account": "*", "repository": "${account}/*", "actions": ["pull", "push"]},
+        ],
+    }
+    (tmp_path / "acl.json").write_text(json.dumps(acl))
+    config = {
+        "issuer": "test-issuer",
+        "service": "test-registry",
+        "lifetime": 300,
+        "signing_key": str(tmp_path / "signing.key"),
+        "signing_certificate": str(tmp_path / "signing.crt"),
+        "htpasswd": str(tmp_path / "htpasswd"),
+        "acl": str(tmp_path / "acl.json"),
+        "failure_limit": 3,
+        "failure_window": 60,
+        "bcrypt_cost": 4,
+    }
+    (tmp_path / "service.json").write_text(json.dumps(config))
+    service = registry_token.TokenService(str(tmp_path / "service.json"))
+    return {
+        "app": registry_token.make_app(service),
+        "service": service,
+        "key": key,
+        "cert": cert,
+        "dir": tmp_path,
+    }
+
+
+def call(app, query="", user=None, password=None, method="GET", body=b"", address="192.0.2.1"):
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": "/token",
+        "QUERY_STRING": query,
+        "REMOTE_ADDR": address,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    if user is not None:
+        environ["HTTP_AUTHORIZATION"] = (
+            "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        )
+    answer = {}
+
+    def start_response(status, headers):
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+
+    answer["body"] = json.loads(b"".join(app(environ, start_response)))
+    return answer
+
+
+def claims_of(setup, answer):
+    token = answer["body"]["token"]
+    header = jwt.get_unverified_header(token)
+    cert = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    assert cert == setup["cert"]
+    return jwt.decode(
+        token,
+        setup["key"].public_key(),
+        algorithms=["ES256"],
+        audience="test-registry",
+        issuer="test-issuer",
+    )
+
+
+def test_a_user_gets_push_and_pull_on_their_own_repository(setup):
+    answer = call(
+        setup["app"],
+        "service=test-registry&scope=repository:alice/app:pull,push",
+        "alice",
+        "alice-pw",
+    )
+    assert answer["status"] == 200
+    claims = claims_of(setup, answer)
+    assert claims["sub"] == "alice"
+    assert claims["access"] == [
+        {"type": "repository", "name": "alice/app", "actions": ["pull", "push"]}
+    ]
+    assert claims["exp"] - claims["nbf"] == 300
+    assert claims["iat"] <= time.time() + 1
+    assert answer["body"]["access_token"] == answer["body"]["token"]
+    assert answer["headers"]["Cache-Control"] == "no-store"
+
+
+def test_another_users_repository_is_granted_nothing(setup):
+    answer = call(
+        setup["app"],
+        "service=test-registry&scope=repository:bob/app:pull,push",
+        "alice",
+        "alice-pw",
+    )
+    assert claims_of(setup, answer)["access"] == [
+        {"type": "repository", "name": "bob/app", "actions": []}
+    ]
+
+
+def test_a_group_member_may_pull_but_not_push(setup):
+    answer = call(
+        setup["app"],
+        "service=test-registry&scope=repository:alice/app:pull,push",
+        "carol",
+        "carol-pw",
+    )
+    assert claims_of(setup, answer)["access"][0]["actions"] == ["pull"]
+
+
+def test_anonymous_gets_only_public_pulls(setup):
+    query = (
+        "service=test-registry&scope=repository:public/base:pull,push"
+        "&scope=repository:alice/app:pull"
+    )
+    claims = claims_of(setup, call(setup["app"], query))
+    assert claims["sub"] == ""
+    assert claims["access"] == [
+        {"type": "repository", "name": "public/base", "actions": ["pull"]},
+        {"type": "repository", "name": "alice/app", "actions": []},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("user", "password"), [("alice", "wrong"), ("nobody", "alice-pw"), ("", ""), ("anonymous", "x")]
+)
+def test_bad_credentials_are_refused(setup, user, password):
+    answer = call(setup["app"], "service=test-registry", user, password)
+    assert answer["status"] == 401
+    assert "token" not in answer["body"]
+    assert answer["headers"]["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_a_password_beyond_bcrypts_limit_is_refused_not_an_error(setup):
+    assert call(setup["app"], "service=test-registry", "alice", "x" * 200)["status"] == 401
+
+
+def test_failed_logins_are_limited_per_account_and_address(setup):
+    for _attempt in range(3):
+        assert call(setup["app"], "service=test-registry", "alice", "wrong")["status"] == 401
+    # Now even the right password waits out the window from that address...
+    blocked = call(setup["app"], "service=test-registry", "alice", "alice-pw")
+    assert blocked["status"] == 429
+    assert blocked["headers"]["Retry-After"] == "60"
+    # ...while the same account from another address, and another account, still log in.
+    assert (
+        call(setup["app"], "service=test-registry", "alice", "alice-pw", address="192.0.2.2")[
+            "status"
+        ]
+        == 200
+    )
+    assert call(setup["app"], "service=test-registry", "carol", "carol-pw")["status"] == 200
+
+
+def test_the_limiter_forgets_failures_after_the_window():
+    now = [1000.0]
+    limiter = registry_token.FailureLimiter(2, 60, clock=lambda: now[0])
+    limiter.failed(("a", "x"))
+    limiter.failed(("a", "x"))
+    assert limiter.blocked(("a", "x"))
+    now[0] += 61
+    assert not limiter.blocked(("a", "x"))
+
+
+def test_a_token_for_another_service_is_not_issued(setup):
+    assert (
+        call(setup["app"], "service=other&scope=repository:alice/app:pull", "alice", "alice-pw")[
+            "status"
+        ]
+        == 400
+    )
+
+
+def test_the_oauth_password_grant_of_containerd_works(setup):
+    body = (
+        b"grant_type=password&username=alice&password=alice-pw&service=test-registry"
+        b"&scope=repository%3Aalice%2Fapp%3Apull"
+    )
+    answer = call(setup["app"], method="POST", body=body)
+    assert answer["status"] == 200
+    assert claims_of(setup, answer)["access"][0]["actions"] == ["pull"]
+    bad = b"grant_type=password&username=alice&password=nope&service=test-registry"
+    assert call(setup["app"], method="POST", body=bad)["status"] == 401
+    assert call(setup["app"], method="POST", body=b"grant_type=refresh_token")["status"] == 400
+
+
+def test_user_and_rule_changes_are_picked_up_without_a_restart(setup):
+    users = HtpasswdFile(str(setup["dir"] / "htpasswd"), default_scheme="bcrypt")
+    users.set_hash("dave", bcrypt.using(rounds=4).hash("dave-pw"))
+    users.save()
+    acl = json.loads((setup["dir"] / "acl.json").read_text())
+    acl["rules"].insert(0, {"account": "dave", "repository": "alice/*", "actions": ["pull"]})
+    (setup["dir"] / "acl.json").write_text(json.dumps(acl) + "\n")
+    # A newer stamp than the first read, even on filesystems with coarse times.
+    for name in ("htpasswd", "acl.json"):
+        os.utime(setup["dir"] / name, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    answer = call(
+        setup["app"], "service=test-registry&scope=repository:alice/app:pull", "dave", "dave-pw"
+    )
+    assert claims_of(setup, answer)["access"][0]["actions"] == ["pull"]
+
+
+def test_invalid_rules_are_refused_rather_than_half_applied(setup):
+    (setup["dir"] / "acl.json").write_text(json.dumps({"groups": {}, "rules": [{"account": "x"}]}))
+    with pytest.raises(ValueError, match="invalid access rules"):
+        call(setup["app"], "service=test-registry", "alice", "alice-pw")
+
+
+def test_a_new_signing_key_is_used_without_a_restart(setup):
+    new_key, new_cert = _signer(setup["dir"], "2")
+    config = json.loads((setup["dir"] / "service.json").read_text())
+    config["signing_key"] = str(setup["dir"] / "2.key")
+    config["signing_certificate"] = str(setup["dir"] / "2.crt")
+    (setup["dir"] / "service.json").write_text(json.dumps(config, indent=1))
+    answer = call(
+        setup["app"], "service=test-registry&scope=repository:alice/app:pull", "alice", "alice-pw"
+    )
+    token = answer["body"]["token"]
+    header = jwt.get_unverified_header(token)
+    assert x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0])) == new_cert
+    jwt.decode(token, new_key.public_key(), algorithms=["ES256"], audience="test-registry")
