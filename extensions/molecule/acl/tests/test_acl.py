@@ -1,0 +1,450 @@
+"""Token authentication with per-repository rules, with real tokens from the token service.
+
+The client (Docker) logs in as alice through registry_client; the other identities get a
+DOCKER_CONFIG of their own on the same host. Rules (molecule.yml): admins everything and
+the catalog, anonymous and every user pull public/*, readers (carol) pull alice/*, every
+user pull and push ${account}/*. Tests run in file order and share STATE; the load figures
+go to artifacts/acl.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from registry_helpers import converge, http, push_unique_image, recap, test_host
+
+ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts"))
+REGISTRY = "registry:5000"
+REALM = "https://registry:5443/token"
+SERVICE, ISSUER = "privreg-registry", "privreg-token-service"
+PASSWORDS = {
+    "alice": "molecule-alice-pw",
+    "bob": "molecule-bob-pw",
+    "carol": "molecule-carol-pw",
+    "root-admin": "molecule-admin-pw",
+}
+TOKEN_UNIT = "registry-token"
+STATE: dict = {}
+
+
+@pytest.fixture(scope="module")
+def client(client_a):
+    return client_a
+
+
+def docker_as(client, user, command, *args):
+    """Run a docker command on the client as `user` (its own DOCKER_CONFIG; anonymous: none)."""
+    config = "/root/docker-%s" % user
+    if user != "anonymous" and not client.file(config + "/config.json").exists:
+        client.check_output(
+            "mkdir -p %s && echo %s | DOCKER_CONFIG=%s docker login -u %s --password-stdin %s",
+            config,
+            PASSWORDS[user],
+            config,
+            user,
+            REGISTRY,
+        )
+    client.check_output("mkdir -p %s", config)
+    return client.run("DOCKER_CONFIG=%s docker " + command, config, *args)
+
+
+def token_for(client, user, *scopes):
+    """A token from the realm, as a client asks for it (basic credentials, or none)."""
+    query = "service=%s" % SERVICE + "".join("&scope=%s" % scope for scope in scopes)
+    if user == "anonymous":  # no credentials at all
+        answer = http(client, REALM + "?" + query)
+    else:
+        answer = http(client, REALM + "?" + query, user, PASSWORDS[user])
+    assert answer["status"] == 200, answer
+    return json.loads(answer["body"])["token"]
+
+
+def with_token(client, token, path, method="GET"):
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    return http(client, "https://%s%s" % (REGISTRY, path), method=method, headers=headers)
+
+
+def test_alice_pushes_her_own_repository_and_not_bobs(client):
+    pushed = push_unique_image(client, REGISTRY + "/alice/app")
+    STATE["alice"] = pushed
+    client.check_output("docker tag %s %s/bob/app:from-alice", pushed["reference"], REGISTRY)
+    denied = client.run("docker push %s/bob/app:from-alice", REGISTRY)
+    assert denied.rc != 0
+    assert "denied" in (denied.stdout + denied.stderr).lower()
+
+
+def test_a_reader_pulls_alices_repository_and_cannot_push_to_it(client):
+    reference = STATE["alice"]["reference"]
+    client.check_output("docker rmi %s", reference)
+    pulled = docker_as(client, "carol", "pull %s", reference)
+    assert pulled.rc == 0, pulled.stderr
+    assert STATE["alice"]["digest"] in pulled.stdout
+    client.check_output("docker tag %s %s/alice/app:by-carol", reference, REGISTRY)
+    pushed = docker_as(client, "carol", "push %s/alice/app:by-carol", REGISTRY)
+    assert pushed.rc != 0
+    assert "denied" in (pushed.stdout + pushed.stderr).lower()
+
+
+def test_bob_may_not_even_pull_alices_repository(client):
+    pulled = docker_as(client, "bob", "pull %s", STATE["alice"]["reference"])
+    assert pulled.rc != 0
+    assert "denied" in pulled.stderr.lower() or "unauthorized" in pulled.stderr.lower()
+
+
+def test_podman_follows_the_token_challenge_as_a_reader(client):
+    podman = test_host("podman-client")
+    reference = STATE["alice"]["reference"]
+    # Logged in as carol by registry_client, through the token service.
+    podman.check_output("podman pull %s", reference)
+    digest = podman.check_output("podman image inspect --format '{{.Digest}}' %s", reference)
+    assert digest == STATE["alice"]["digest"]
+    podman.check_output("podman tag %s %s/alice/app:by-podman", reference, REGISTRY)
+    denied = podman.run("podman push %s/alice/app:by-podman", REGISTRY)
+    assert denied.rc != 0
+    assert "denied" in denied.stderr.lower() or "unauthorized" in denied.stderr.lower()
+    own = "%s/carol/app:by-podman" % REGISTRY
+    podman.check_output("podman tag %s %s", reference, own)
+    podman.check_output("podman push %s", own)
+    pulled = docker_as(client, "carol", "pull %s", own)
+    assert pulled.rc == 0, pulled.stderr
+
+
+def test_anonymous_pulls_only_what_a_public_rule_allows(client):
+    # An admin publishes public/base; a client without any login pulls it, not alice/app.
+    reference = "%s/public/base:%d" % (REGISTRY, time.time())
+    client.check_output("docker tag %s %s", STATE["alice"]["reference"], reference)
+    assert docker_as(client, "root-admin", "push %s", reference).rc == 0
+    client.check_output("docker rmi %s", reference)
+    public = docker_as(client, "anonymous", "pull %s", reference)
+    assert public.rc == 0, public.stderr
+    private = docker_as(client, "anonymous", "pull %s", STATE["alice"]["reference"])
+    assert private.rc != 0
+    # The same at the HTTP level: an anonymous token grants nothing on alice/app.
+    token = token_for(client, "anonymous", "repository:alice/app:pull")
+    assert jwt.decode(token, options={"verify_signature": False})["access"][0]["actions"] == []
+    answer = with_token(client, token, "/v2/alice/app/manifests/%s" % STATE["alice"]["tag"])
+    assert answer["status"] == 401, answer
+
+
+def test_the_catalog_is_for_admins_only(client):
+    alice = with_token(client, token_for(client, "alice", "registry:catalog:*"), "/v2/_catalog")
+    assert alice["status"] == 401, alice
+    admin_token = token_for(client, "root-admin", "registry:catalog:*")
+    admin = with_token(client, admin_token, "/v2/_catalog")
+    assert admin["status"] == 200, admin
+    assert {"alice/app", "public/base"} <= set(json.loads(admin["body"])["repositories"])
+
+
+def test_an_admin_deletes_a_tag_and_its_owner_may_not(client):
+    doomed = push_unique_image(client, REGISTRY + "/alice/doomed")
+    path = "/v2/alice/doomed/manifests/%s" % doomed["digest"]
+    scope = "repository:alice/doomed:pull,push,delete"
+    by_alice = with_token(client, token_for(client, "alice", scope), path, "DELETE")
+    assert by_alice["status"] == 401, by_alice
+    by_admin = with_token(client, token_for(client, "root-admin", scope), path, "DELETE")
+    assert by_admin["status"] == 202, by_admin
+    client.check_output("docker rmi %s", doomed["reference"])
+    gone = client.run("docker pull %s", doomed["reference"])
+    assert gone.rc != 0
+    assert "not found" in gone.stderr.lower() or "unknown" in gone.stderr.lower()
+
+
+def test_bad_credentials_get_no_token_and_repeated_failures_are_limited(client):
+    wrong = http(client, REALM + "?service=" + SERVICE, "bob", "not-bobs-password")
+    assert wrong["status"] == 401, wrong
+    assert "token" not in wrong["body"]
+    statuses = [http(client, REALM, "bob", "guess-%d" % n)["status"] for n in range(6)]
+    # 5 failures are allowed per minute (the first wrong one above included), then 429.
+    assert statuses[:4] == [401] * 4, statuses
+    assert statuses[-1] == 429, statuses
+    right = http(client, REALM + "?service=" + SERVICE, "bob", PASSWORDS["bob"])
+    assert right["status"] == 429, right
+
+
+@pytest.fixture(scope="module")
+def signing(server):
+    """The real signing key and certificate, read from the registry host."""
+    key = serialization.load_pem_private_key(
+        server.check_output("cat /opt/registry/token/keys/1.key").encode(), password=None
+    )
+    cert = x509.load_pem_x509_certificate(
+        server.check_output("cat /opt/registry/token/keys/1.crt").encode()
+    )
+    return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+
+
+def _claims(**changes):
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": "alice",
+        "aud": SERVICE,
+        "exp": now + 300,
+        "nbf": now - 5,
+        "iat": now - 5,
+        "jti": "forged-%d" % now,
+        "access": [{"type": "repository", "name": "alice/app", "actions": ["pull"]}],
+    }
+    claims.update(changes)
+    return claims
+
+
+def _stranger(server):
+    """A key and certificate the registry has never seen, with the real signer's name."""
+    pem = server.check_output(
+        "d=$(mktemp -d); openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        " -keyout $d/key -out $d/crt -days 1 -subj %s 2>/dev/null; cat $d/key $d/crt; rm -rf $d",
+        "/CN=%s signing key" % ISSUER,
+    ).encode()
+    key = serialization.load_pem_private_key(pem, password=None)
+    cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE") :])
+    return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_the_registry_refuses_hand_made_tokens(server, client, signing):
+    key, x5c = signing
+    path = "/v2/alice/app/manifests/%s" % STATE["alice"]["tag"]
+
+    def sign(claims, with_key=key, with_x5c=x5c):
+        return jwt.encode(claims, with_key, algorithm="ES256", headers={"x5c": with_x5c})
+
+    # The control: made the same way with the real key and the right claims, it works, so
+    # each refusal below is for the one thing changed.
+    assert with_token(client, sign(_claims()), path)["status"] == 200
+    real = token_for(client, "alice", "repository:alice/app:pull")
+    header, payload, signature = real.split(".")
+    edited = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    edited["access"] = [{"type": "repository", "name": "bob/app", "actions": ["pull", "push"]}]
+    forged = {
+        "expired": sign(_claims(exp=int(time.time()) - 600, nbf=int(time.time()) - 900)),
+        "wrong issuer": sign(_claims(iss="someone-else")),
+        "wrong audience": sign(_claims(aud="another-registry")),
+        "alg none": "%s.%s."
+        % (_b64(b'{"alg":"none","typ":"JWT"}'), _b64(json.dumps(_claims()).encode())),
+        "unknown key": sign(_claims(), *_stranger(server)),
+        "access list edited": "%s.%s.%s" % (header, _b64(json.dumps(edited).encode()), signature),
+    }
+    statuses = {}
+    for what, token in forged.items():
+        target = path if what != "access list edited" else "/v2/bob/app/tags/list"
+        statuses[what] = with_token(client, token, target)["status"]
+    STATE["refused_tokens"] = statuses
+    assert statuses == {what: 401 for what in forged}, statuses
+
+
+def test_rules_and_users_change_without_a_restart(server, client):
+    pid = server.check_output("systemctl show -p MainPID --value %s", TOKEN_UNIT)
+    started = server.check_output("docker inspect -f '{{.State.StartedAt}}' registry")
+    users = [{"name": name, "password": password} for name, password in PASSWORDS.items()]
+    users.append({"name": "dave", "password": "molecule-dave-pw"})
+    rules = [
+        {"account": "dave", "repository": "alice/*", "actions": ["pull"]},
+        {"group": "admins", "repository": "*", "actions": ["*"]},
+        {"account": "*", "repository": "${account}/*", "actions": ["pull", "push"]},
+    ]
+    extra = json.dumps({"registry_server_users": users, "registry_server_acl": rules})
+    rc, out = converge("--limit", "registry", "-e", extra)
+    assert rc == 0, out[-3000:]
+    assert recap(out)["registry"]["changed"] == 2, out[-3000:]  # htpasswd and acl.json
+    PASSWORDS["dave"] = "molecule-dave-pw"
+    token = token_for(client, "dave", "repository:alice/app:pull")
+    answer = with_token(client, token, "/v2/alice/app/manifests/%s" % STATE["alice"]["tag"])
+    assert answer["status"] == 200, answer
+    assert server.check_output("systemctl show -p MainPID --value %s", TOKEN_UNIT) == pid
+    assert server.check_output("docker inspect -f '{{.State.StartedAt}}' registry") == started
+
+
+def test_a_rule_the_service_could_not_read_is_refused_and_changes_nothing(server):
+    state = "sha256sum /opt/registry/token/*.json /opt/registry/config/config.yml"
+    before = server.check_output(state)
+    extra = json.dumps({"registry_server_acl": [{"account": "alice", "repository": "Alice/*"}]})
+    rc, out = converge("--limit", "registry", "-e", extra)
+    assert rc != 0
+    for fragment in ("registry_server_acl[0]", "lower-case", "actions must be"):
+        assert fragment in out
+    assert recap(out)["registry"]["changed"] == 0
+    assert server.check_output(state) == before
+
+
+def test_the_token_service_logs_no_password_and_no_token(server, client):
+    token = token_for(client, "alice", "repository:alice/app:pull")
+    journal = server.check_output("journalctl -u %s --no-pager -o cat", TOKEN_UNIT)
+    assert "GET /token" in journal  # the access log is there...
+    for secret in [*PASSWORDS.values(), token, token.split(".")[2]]:
+        assert secret not in journal  # ...without secrets
+    key_mode = server.check_output("stat -c '%a %U' /opt/registry/token/keys/1.key")
+    assert key_mode == "600 registry-token"
+    assert server.check_output("ps -o user= -C gunicorn | sort -u") == "registry-token"
+
+
+# Run on the client: `threads` callers fetch tokens (HTTPS, basic credentials, a new
+# connection each time as docker does) for `seconds`; latencies in ms.
+_TOKEN_LOAD = r"""
+import base64, json, ssl, sys, threading, time, urllib.request
+url, user, password = sys.argv[1:4]
+threads, seconds = int(sys.argv[4]), float(sys.argv[5])
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+latencies, failures, lock = [], [], threading.Lock()
+end = time.monotonic() + seconds
+def caller():
+    while time.monotonic() < end:
+        started = time.monotonic()
+        try:
+            request = urllib.request.Request(url, headers={"Authorization": auth})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                ok = response.status == 200 and json.load(response).get("token")
+        except Exception as exc:
+            ok = False
+        with lock:
+            (latencies if ok else failures).append((time.monotonic() - started) * 1000)
+workers = [threading.Thread(target=caller) for _ in range(threads)]
+for worker in workers: worker.start()
+for worker in workers: worker.join()
+latencies.sort()
+print(json.dumps({"tokens": len(latencies), "failed": len(failures), "seconds": seconds,
+                  "p50_ms": latencies[len(latencies) // 2] if latencies else None,
+                  "p95_ms": latencies[int(len(latencies) * 0.95)] if latencies else None}))
+"""
+
+_BCRYPT_FLOOR = r"""
+import time
+from passlib.hash import bcrypt
+hashed = bcrypt.using(rounds=10).hash("x")
+started = time.monotonic()
+for _ in range(20):
+    bcrypt.verify("x", hashed)
+print((time.monotonic() - started) / 20 * 1000)
+"""
+
+
+def test_token_service_load_with_20_concurrent_clients(server, client):
+    query = "?service=%s&scope=repository:alice/app:pull" % SERVICE
+    out = client.check_output(
+        "python3 -c %s %s %s %s 20 10", _TOKEN_LOAD, REALM + query, "alice", PASSWORDS["alice"]
+    )
+    load = json.loads(out)
+    bcrypt_ms = float(server.check_output("python3 -c %s", _BCRYPT_FLOOR))
+    cores = int(server.check_output("nproc"))
+    report = {
+        "load": load,
+        "tokens_per_second": round(load["tokens"] / load["seconds"], 1),
+        "bcrypt_cost_10_verify_ms": round(bcrypt_ms, 1),
+        "bcrypt_ceiling_tokens_per_second": round(cores * 1000 / bcrypt_ms, 1),
+        "cores": cores,
+        "refused_tokens": STATE.get("refused_tokens"),
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "acl.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    assert load["failed"] == 0, load
+    assert load["tokens"] > 0
+
+
+# Run on the client until /tmp/stop-pulls exists: what docker does for a pull, ten times a
+# second: a token from the realm, then the manifest by digest with it. Prints the counts.
+_TOKEN_PULL_LOAD = r"""
+import base64, json, os, sys, time, urllib.error, urllib.request
+realm, registry, user, password, repository, digest = sys.argv[1:7]
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+counts = {"pulls": 0, "failed": 0, "errors": [], "signers": []}
+while not os.path.exists("/tmp/stop-pulls"):
+    step = "token"
+    try:
+        scope = "repository:%s:pull" % repository
+        request = urllib.request.Request(realm + "&scope=" + scope, headers={"Authorization": auth})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token = json.load(response)["token"]
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        if header["x5c"][0][-16:] not in counts["signers"]:
+            counts["signers"].append(header["x5c"][0][-16:])
+        step = "manifest"
+        url = "https://%s/v2/%s/manifests/%s" % (registry, repository, digest)
+        request = urllib.request.Request(url, headers={
+            "Authorization": "Bearer " + token,
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+    except Exception as exc:
+        counts["failed"] += 1
+        counts["errors"].append("%s %s: %s" % (time.strftime("%H:%M:%S"), step, repr(exc)[:200]))
+    counts["pulls"] += 1
+    time.sleep(0.1)
+print(json.dumps(counts))
+"""
+
+
+def _bundle_subjects(server):
+    return server.check_output(
+        "openssl crl2pkcs7 -nocrl -certfile /opt/registry/certs/token-bundle.crt"
+        " | openssl pkcs7 -print_certs -noout | grep '^subject'"
+    ).splitlines()
+
+
+def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
+    """Last: it leaves the registry on key 2 and converges with that name."""
+    old_key, old_x5c = signing
+    before = token_for(client, "alice", "repository:alice/app:pull")
+    assert len(_bundle_subjects(server)) == 1
+    client.run("rm -f /tmp/stop-pulls")
+    client.check_output(
+        "nohup python3 -c %s %s %s %s %s %s %s > /tmp/pull-load.json 2>&1 &",
+        _TOKEN_PULL_LOAD,
+        REALM + "?service=" + SERVICE,
+        REGISTRY,
+        "alice",
+        PASSWORDS["alice"],
+        "alice/app",
+        STATE["alice"]["digest"],
+    )
+    time.sleep(3)
+    rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
+    rotated_at = time.monotonic()
+    assert rc == 0, out[-3000:]
+    # Both keys trusted; the new one signs; a token of the old key is still good.
+    subjects = _bundle_subjects(server)
+    assert len(subjects) == 2, subjects
+    after = token_for(client, "alice", "repository:alice/app:pull")
+    assert jwt.get_unverified_header(after)["x5c"] != old_x5c
+    path = "/v2/alice/app/manifests/%s" % STATE["alice"]["digest"]
+    assert with_token(client, before, path)["status"] == 200
+    time.sleep(3)
+    client.check_output("touch /tmp/stop-pulls")
+    time.sleep(1)
+    load = json.loads(client.check_output("cat /tmp/pull-load.json"))
+    STATE["rotation"] = {k: load[k] for k in ("pulls", "failed", "errors")}
+    STATE["rotation"]["signers_seen"] = len(load["signers"])
+    assert load["failed"] == 0, load
+    assert load["pulls"] >= 20, load
+    assert len(load["signers"]) == 2, load  # the loop saw tokens of both keys
+    # The old key leaves at the first converge after its tokens can no longer be valid.
+    time.sleep(max(0.0, 125 - (time.monotonic() - rotated_at)))
+    rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
+    assert rc == 0, out[-3000:]
+    assert len(_bundle_subjects(server)) == 1
+    assert not server.file("/opt/registry/token/keys/1.key").exists
+    # A token the old key signs now, with every claim right, is refused.
+    now = int(time.time())
+    late = jwt.encode(
+        _claims(exp=now + 60, nbf=now - 5, iat=now - 5),
+        old_key,
+        algorithm="ES256",
+        headers={"x5c": old_x5c},
+    )
+    assert with_token(client, late, path)["status"] == 401
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = ARTIFACTS / "acl.json"
+    data = json.loads(report.read_text()) if report.exists() else {}
+    data["rotation"] = STATE["rotation"]
+    report.write_text(json.dumps(data, indent=2) + "\n")
