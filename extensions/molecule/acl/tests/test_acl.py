@@ -120,6 +120,7 @@ def test_podman_follows_the_token_challenge_as_a_reader(client):
 def test_anonymous_pulls_only_what_a_public_rule_allows(client):
     # An admin publishes public/base; a client without any login pulls it, not alice/app.
     reference = "%s/public/base:%d" % (REGISTRY, time.time())
+    STATE["public"] = reference
     client.check_output("docker tag %s %s", STATE["alice"]["reference"], reference)
     assert docker_as(client, "root-admin", "push %s", reference).rc == 0
     client.check_output("docker rmi %s", reference)
@@ -132,6 +133,30 @@ def test_anonymous_pulls_only_what_a_public_rule_allows(client):
     assert jwt.decode(token, options={"verify_signature": False})["access"][0]["actions"] == []
     answer = with_token(client, token, "/v2/alice/app/manifests/%s" % STATE["alice"]["tag"])
     assert answer["status"] == 401, answer
+
+
+CTR = "ctr --namespace default images %s --hosts-dir /etc/containerd/certs.d --user %s %s"
+
+
+def test_containerd_uses_the_password_grant_and_gets_only_its_rights(server):
+    """containerd's resolver tries the OAuth password grant (POST) before GET."""
+    containerd = test_host("containerd-client")
+    bob = "bob:" + PASSWORDS["bob"]
+    public = STATE["public"]
+    pulled = containerd.run(CTR, "pull", bob, public)
+    assert pulled.rc == 0, pulled.stderr
+    own = "%s/bob/from-containerd:1" % REGISTRY
+    containerd.check_output("ctr --namespace default images tag %s %s", public, own)
+    pushed = containerd.run(CTR, "push", bob, own)
+    assert pushed.rc == 0, pushed.stderr
+    other = "%s/alice/from-containerd:1" % REGISTRY
+    containerd.check_output("ctr --namespace default images tag %s %s", public, other)
+    denied = containerd.run(CTR, "push", bob, other)
+    assert denied.rc != 0
+    assert "insufficient_scope" in denied.stderr, denied.stderr
+    # Only containerd POSTs to the realm in this scenario.
+    journal = server.check_output("journalctl -u %s --no-pager -o cat", TOKEN_UNIT)
+    assert "POST /token" in journal
 
 
 def test_the_catalog_is_for_admins_only(client):
