@@ -182,12 +182,25 @@ def container_address(name):
 
 # Pull load on a host until /tmp/load.stop exists: GET a manifest by digest and its config
 # blob, ten times a second, trusting what the host's system store trusts; every failure is
-# counted with its time.
+# counted with its time. With a token realm, each pull first fetches a token there with the
+# credentials, as docker does (the signing certificates seen are reported).
 _PULL_LOAD = r"""
 import base64, json, os, sys, time, urllib.request
-base, user, password, repository, digest, accept = sys.argv[1:7]
-auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-def get(path):
+base, user, password, repository, digest, accept, realm = sys.argv[1:8]
+basic = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+signers = []
+def authorization():
+    if not realm:
+        return basic
+    request = urllib.request.Request(realm + "&scope=repository:%s:pull" % repository)
+    request.add_header("Authorization", basic)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        token = json.load(response)["token"]
+    signer = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["x5c"][0]
+    if signer not in signers:
+        signers.append(signer)
+    return "Bearer " + token
+def get(path, auth):
     request = urllib.request.Request(base + path)
     request.add_header("Authorization", auth)
     request.add_header("Accept", accept)
@@ -197,15 +210,19 @@ total, failures, slowest = 0, [], 0.0
 while not os.path.exists("/tmp/load.stop"):
     total += 1
     started = time.time()
+    step = "token"
     try:
-        manifest = json.loads(get("/v2/%s/manifests/%s" % (repository, digest)))
-        get("/v2/%s/blobs/%s" % (repository, manifest["config"]["digest"]))
+        auth = authorization()
+        step = "manifest"
+        manifest = json.loads(get("/v2/%s/manifests/%s" % (repository, digest), auth))
+        step = "blob"
+        get("/v2/%s/blobs/%s" % (repository, manifest["config"]["digest"]), auth)
         slowest = max(slowest, time.time() - started)
     except Exception as exc:  # any failed pull counts
-        failures.append({"at": started, "error": repr(exc)[:200]})
+        failures.append({"at": started, "step": step, "error": repr(exc)[:200]})
     time.sleep(max(0.0, 0.1 - (time.time() - started)))
 print(json.dumps({"requests": total, "failed": len(failures), "failures": failures,
-                  "slowest_seconds": round(slowest, 2)}))
+                  "slowest_seconds": round(slowest, 2), "signers": len(signers)}))
 """
 
 MANIFEST_TYPES = ", ".join(
@@ -219,14 +236,16 @@ MANIFEST_TYPES = ", ".join(
 
 
 @contextmanager
-def pull_load(host_name, base_url, user, password, repository, digest):
-    """Pulls of repository@digest from host_name while the block runs. Yields a dict that
-    holds, afterwards, requests, failed, failures and outage_seconds (first to last failure)."""
+def pull_load(host_name, base_url, user, password, repository, digest, realm=""):
+    """Pulls of repository@digest from host_name while the block runs; with a token realm
+    (URL with its ?service=), each with a fresh token. Yields a dict that holds, afterwards,
+    requests, failed, failures, outage_seconds (first to last failure) and signers (how many
+    token signing certificates were seen)."""
     host = test_host(host_name)
     host.run("rm -f /tmp/load.stop")
     load = subprocess.Popen(
         ["docker", "exec", container_name(host_name), "python3", "-c", _PULL_LOAD]
-        + [base_url, user, password, repository, digest, MANIFEST_TYPES],
+        + [base_url, user, password, repository, digest, MANIFEST_TYPES, realm],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from registry_helpers import converge, http, push_unique_image, recap, test_host
+from registry_helpers import converge, http, pull_load, push_unique_image, recap, test_host
 
 ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts"))
 REGISTRY = "registry:5000"
@@ -377,39 +377,6 @@ def test_token_service_load_with_20_concurrent_clients(server, client):
     assert load["tokens"] > 0
 
 
-# Run on the client until /tmp/stop-pulls exists: what docker does for a pull, ten times a
-# second: a token from the realm, then the manifest by digest with it. Prints the counts.
-_TOKEN_PULL_LOAD = r"""
-import base64, json, os, sys, time, urllib.error, urllib.request
-realm, registry, user, password, repository, digest = sys.argv[1:7]
-auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-counts = {"pulls": 0, "failed": 0, "errors": [], "signers": []}
-while not os.path.exists("/tmp/stop-pulls"):
-    step = "token"
-    try:
-        scope = "repository:%s:pull" % repository
-        request = urllib.request.Request(realm + "&scope=" + scope, headers={"Authorization": auth})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            token = json.load(response)["token"]
-        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-        if header["x5c"][0][-16:] not in counts["signers"]:
-            counts["signers"].append(header["x5c"][0][-16:])
-        step = "manifest"
-        url = "https://%s/v2/%s/manifests/%s" % (registry, repository, digest)
-        request = urllib.request.Request(url, headers={
-            "Authorization": "Bearer " + token,
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-    except Exception as exc:
-        counts["failed"] += 1
-        counts["errors"].append("%s %s: %s" % (time.strftime("%H:%M:%S"), step, repr(exc)[:200]))
-    counts["pulls"] += 1
-    time.sleep(0.1)
-print(json.dumps(counts))
-"""
-
-
 def _bundle_subjects(server):
     return server.check_output(
         "openssl crl2pkcs7 -nocrl -certfile /opt/registry/certs/token-bundle.crt"
@@ -422,37 +389,31 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
     old_key, old_x5c = signing
     before = token_for(client, "alice", "repository:alice/app:pull")
     assert len(_bundle_subjects(server)) == 1
-    client.run("rm -f /tmp/stop-pulls")
-    client.check_output(
-        "nohup python3 -c %s %s %s %s %s %s %s > /tmp/pull-load.json 2>&1 &",
-        _TOKEN_PULL_LOAD,
-        REALM + "?service=" + SERVICE,
-        REGISTRY,
+    path = "/v2/alice/app/manifests/%s" % STATE["alice"]["digest"]
+    with pull_load(
+        "client-a",
+        "https://" + REGISTRY,
         "alice",
         PASSWORDS["alice"],
         "alice/app",
         STATE["alice"]["digest"],
-    )
-    time.sleep(3)
-    rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
-    rotated_at = time.monotonic()
-    assert rc == 0, out[-3000:]
-    # Both keys trusted; the new one signs; a token of the old key is still good.
-    subjects = _bundle_subjects(server)
-    assert len(subjects) == 2, subjects
-    after = token_for(client, "alice", "repository:alice/app:pull")
-    assert jwt.get_unverified_header(after)["x5c"] != old_x5c
-    path = "/v2/alice/app/manifests/%s" % STATE["alice"]["digest"]
-    assert with_token(client, before, path)["status"] == 200
-    time.sleep(3)
-    client.check_output("touch /tmp/stop-pulls")
-    time.sleep(1)
-    load = json.loads(client.check_output("cat /tmp/pull-load.json"))
-    STATE["rotation"] = {k: load[k] for k in ("pulls", "failed", "errors")}
-    STATE["rotation"]["signers_seen"] = len(load["signers"])
+        realm=REALM + "?service=" + SERVICE,
+    ) as load:
+        time.sleep(3)
+        rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
+        rotated_at = time.monotonic()
+        assert rc == 0, out[-3000:]
+        # Both keys trusted; the new one signs; a token of the old key is still good.
+        subjects = _bundle_subjects(server)
+        assert len(subjects) == 2, subjects
+        after = token_for(client, "alice", "repository:alice/app:pull")
+        assert jwt.get_unverified_header(after)["x5c"] != old_x5c
+        assert with_token(client, before, path)["status"] == 200
+        time.sleep(3)
+    STATE["rotation"] = {k: load[k] for k in ("requests", "failed", "failures", "signers")}
     assert load["failed"] == 0, load
-    assert load["pulls"] >= 20, load
-    assert len(load["signers"]) == 2, load  # the loop saw tokens of both keys
+    assert load["requests"] >= 20, load
+    assert load["signers"] == 2, load  # the loop saw tokens of both keys
     # The old key leaves at the first converge after its tokens can no longer be valid.
     time.sleep(max(0.0, 125 - (time.monotonic() - rotated_at)))
     rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
