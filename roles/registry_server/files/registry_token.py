@@ -114,11 +114,19 @@ class TokenService:
         config = self._signer.get().config
         self._users = _Reloading(config["htpasswd"], HtpasswdFile)
         self._acl = _Reloading(config["acl"], _load_acl)
-        self.limiter = FailureLimiter(int(config["failure_limit"]), int(config["failure_window"]))
+        self._limiter = FailureLimiter(int(config["failure_limit"]), int(config["failure_window"]))
         # Checked for an unknown user, so a wrong name costs what a wrong password costs.
         self._dummy_hash = bcrypt.using(rounds=int(config["bcrypt_cost"])).hash(
             secrets.token_hex(16)
         )
+
+    @property
+    def limiter(self):
+        """The failed-login limiter, with the limit and window service.json sets now."""
+        config = self._signer.get().config
+        self._limiter.limit = int(config["failure_limit"])
+        self._limiter.window = int(config["failure_window"])
+        return self._limiter
 
     @property
     def service(self):

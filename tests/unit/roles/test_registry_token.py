@@ -295,3 +295,11 @@ def test_a_new_signing_key_is_used_without_a_restart(setup):
     header = jwt.get_unverified_header(token)
     assert x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0])) == new_cert
     jwt.decode(token, new_key.public_key(), algorithms=["ES256"], audience="test-registry")
+
+
+def test_a_new_failure_limit_applies_without_a_restart(setup):
+    config = json.loads((setup["dir"] / "service.json").read_text())
+    config["failure_limit"] = 1
+    (setup["dir"] / "service.json").write_text(json.dumps(config, indent=2))
+    assert call(setup["app"], "service=test-registry", "alice", "wrong")["status"] == 401
+    assert call(setup["app"], "service=test-registry", "alice", "alice-pw")["status"] == 429
