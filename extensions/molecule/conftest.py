@@ -16,6 +16,14 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 # The helpers module sits beside this file; scenarios import it by name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# A real browser, for the scenarios with a web UI (they provide front_name, front_address).
+from browser_helpers import (  # noqa: E402, F401
+    browser,
+    lab_ca,
+    launch_browser,
+    page,
+    playwright_driver,
+)
 from registry_helpers import REGISTRY_PORT, test_host  # noqa: E402
 
 

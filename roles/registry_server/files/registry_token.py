@@ -5,6 +5,9 @@
 
 GET  /token?service=S&scope=repository:NAME:pull,push  (HTTP basic credentials or none)
 POST /token  grant_type=password&username=&password=&service=&scope=  (OAuth2 form, containerd)
+GET  /token/catalog  (HTTP basic credentials or none): the registry's catalog, only the
+     repositories the caller may pull (the web UI's repository list; the registry's own
+     catalog is all or nothing)
 
 Answers a JWT signed with the service's key (ES256, its certificate in the x5c header),
 granting what the access rules (token_acl, beside this file) allow. Users come from the
@@ -19,9 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import json
 import os
+import re
 import secrets
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -79,6 +86,26 @@ class FailureLimiter:
                 self._failures = {k: v for k, v in self._failures.items() if self._recent(k, now)}
 
 
+class RegistryUnavailable(Exception):
+    """The registry did not answer the catalog request as it should."""
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address`` that checks the certificate for ``hostname`` (the registry's
+    certificate names the host, not the loopback address the service reaches it on)."""
+
+    def __init__(self, address, port, hostname, context, timeout=10):
+        super().__init__(hostname, port, context=context, timeout=timeout)
+        self._address = address
+
+    def connect(self):
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+_NEXT_PAGE = re.compile(r'<(/v2/_catalog\?[^>]*)>\s*;\s*rel="?next"?')
+
+
 def _load_acl(path):
     with open(path, encoding="utf-8") as handle:
         acl = json.load(handle)
@@ -102,6 +129,10 @@ class _Signer:
         with open(config["signing_certificate"], "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read())
         self.x5c = [base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()]
+
+
+# The subject of the tokens the service signs for itself (the registry only logs it).
+_SERVICE_ACCOUNT = "privreg-token-service"
 
 
 class TokenService:
@@ -161,6 +192,42 @@ class TokenService:
             granted.append({"type": resource_type, "name": name, "actions": actions})
         return granted
 
+    def may_pull(self, account, names):
+        """The names among ``names`` that ``account`` may pull."""
+        acl = self._acl.get()
+        rules, groups = acl["rules"], acl.get("groups", {})
+        return [
+            name
+            for name in names
+            if "pull" in token_acl.grant(rules, groups, account, "repository", name, ["pull"])
+        ]
+
+    def registry_catalog(self):
+        """Every repository name, read from the registry with a catalog token of our own."""
+        registry = self._signer.get().config["registry"]
+        access = [{"type": "registry", "name": "catalog", "actions": ["*"]}]
+        headers = {"Authorization": "Bearer " + self.token(_SERVICE_ACCOUNT, access)}
+        context = ssl.create_default_context(cafile=registry.get("ca") or None)
+        names, path = [], "/v2/_catalog?n=1000"
+        while path:
+            connection = _PinnedHTTPSConnection(
+                registry["address"], int(registry["port"]), registry["name"], context
+            )
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                raise RegistryUnavailable(str(error)) from error
+            finally:
+                connection.close()
+            if response.status != 200:
+                raise RegistryUnavailable("the registry answered %d" % response.status)
+            names.extend(json.loads(body).get("repositories") or [])
+            found = _NEXT_PAGE.search(response.getheader("Link") or "")
+            path = found.group(1) if found else None
+        return names
+
     def token(self, account, access):
         signer = self._signer.get()
         now = int(self._clock())
@@ -200,69 +267,75 @@ def _respond(start_response, status, body, extra=()):
     return [payload]
 
 
+def _error(start_response, status, code, message, extra=()):
+    return _respond(start_response, status, {"errors": [{"code": code, "message": message}]}, extra)
+
+
+def _caller(service, environ, credentials, start_response):
+    """(account, None) for valid or no credentials, else (None, the refusal to answer)."""
+    if credentials is None:
+        return token_acl.ANONYMOUS, None
+    username, password = credentials
+    key = (username, environ.get("REMOTE_ADDR", ""))
+    if service.limiter.blocked(key):
+        refusal = _error(
+            start_response,
+            "429 Too Many Requests",
+            "TOOMANYREQUESTS",
+            "too many failed logins; try again later",
+            [("Retry-After", str(service.limiter.window))],
+        )
+        return None, refusal
+    if (
+        not username
+        or username == token_acl.ANONYMOUS
+        or not service.authenticate(username, password)
+    ):
+        service.limiter.failed(key)
+        refusal = _error(
+            start_response,
+            "401 Unauthorized",
+            "UNAUTHORIZED",
+            "authentication required",
+            [("WWW-Authenticate", 'Basic realm="registry token service"')],
+        )
+        return None, refusal
+    return username, None
+
+
+def _token_request(service, environ):
+    """What a token request asks: (credentials, scopes, service); None for a POST that is
+    not the OAuth password grant."""
+    method = environ.get("REQUEST_METHOD")
+    if method == "GET":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        return (
+            _basic_credentials(environ),
+            query.get("scope", []),
+            query.get("service", [service.service])[0],
+        )
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    form = parse_qs(environ["wsgi.input"].read(min(length, 65536)).decode("utf-8", "replace"))
+    if form.get("grant_type", [""])[0] != "password":
+        return None
+    return (
+        (form.get("username", [""])[0], form.get("password", [""])[0]),
+        " ".join(form.get("scope", [])).split(),
+        form.get("service", [service.service])[0],
+    )
+
+
 def make_app(service):
-    def app(environ, start_response):
-        if environ.get("PATH_INFO") != "/token":
-            return _respond(start_response, "404 Not Found", {"errors": [{"code": "NOT_FOUND"}]})
-        method = environ.get("REQUEST_METHOD")
-        if method == "GET":
-            query = parse_qs(environ.get("QUERY_STRING", ""))
-            credentials = _basic_credentials(environ)
-            scopes = query.get("scope", [])
-            requested_service = query.get("service", [service.service])[0]
-        elif method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            form = parse_qs(
-                environ["wsgi.input"].read(min(length, 65536)).decode("utf-8", "replace")
-            )
-            if form.get("grant_type", [""])[0] != "password":
-                return _respond(
-                    start_response, "400 Bad Request", {"error": "unsupported_grant_type"}
-                )
-            credentials = (form.get("username", [""])[0], form.get("password", [""])[0])
-            scopes = " ".join(form.get("scope", [])).split()
-            requested_service = form.get("service", [service.service])[0]
-        else:
-            return _respond(
-                start_response, "405 Method Not Allowed", {"errors": [{"code": "UNSUPPORTED"}]}
-            )
+    def issue(environ, start_response):
+        asked = _token_request(service, environ)
+        if asked is None:
+            return _respond(start_response, "400 Bad Request", {"error": "unsupported_grant_type"})
+        credentials, scopes, requested_service = asked
         if requested_service != service.service:
-            return _respond(
-                start_response,
-                "400 Bad Request",
-                {"errors": [{"code": "UNSUPPORTED", "message": "unknown service"}]},
-            )
-        account = token_acl.ANONYMOUS
-        if credentials is not None:
-            username, password = credentials
-            key = (username, environ.get("REMOTE_ADDR", ""))
-            if service.limiter.blocked(key):
-                return _respond(
-                    start_response,
-                    "429 Too Many Requests",
-                    {
-                        "errors": [
-                            {
-                                "code": "TOOMANYREQUESTS",
-                                "message": "too many failed logins; try again later",
-                            }
-                        ]
-                    },
-                    [("Retry-After", str(service.limiter.window))],
-                )
-            if (
-                not username
-                or username == token_acl.ANONYMOUS
-                or not service.authenticate(username, password)
-            ):
-                service.limiter.failed(key)
-                return _respond(
-                    start_response,
-                    "401 Unauthorized",
-                    {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
-                    [("WWW-Authenticate", 'Basic realm="registry token service"')],
-                )
-            account = username
+            return _error(start_response, "400 Bad Request", "UNSUPPORTED", "unknown service")
+        account, refusal = _caller(service, environ, credentials, start_response)
+        if refusal is not None:
+            return refusal
         issued = service.token(account, service.access(account, scopes))
         body = {
             "token": issued,
@@ -271,6 +344,37 @@ def make_app(service):
             "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return _respond(start_response, "200 OK", body)
+
+    def catalog(environ, start_response):
+        credentials = _basic_credentials(environ)
+        account, refusal = _caller(service, environ, credentials, start_response)
+        if refusal is not None:
+            return refusal
+        try:
+            names = service.registry_catalog()
+        except RegistryUnavailable as error:
+            print("catalog: %s" % error, file=sys.stderr, flush=True)
+            return _error(
+                start_response,
+                "502 Bad Gateway",
+                "UNAVAILABLE",
+                "the registry's catalog is unavailable",
+            )
+        return _respond(
+            start_response, "200 OK", {"repositories": service.may_pull(account, names)}
+        )
+
+    def app(environ, start_response):
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if path == "/token" and method in ("GET", "POST"):
+            return issue(environ, start_response)
+        if path == "/token/catalog" and method == "GET":
+            return catalog(environ, start_response)
+        if path in ("/token", "/token/catalog"):
+            return _error(
+                start_response, "405 Method Not Allowed", "UNSUPPORTED", "method not allowed"
+            )
+        return _error(start_response, "404 Not Found", "NOT_FOUND", "not found")
 
     return app
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import datetime
+import http.server
 import importlib.util
 import io
 import json
 import os
+import ssl
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,10 +110,19 @@ def setup(tmp_path):
     }
 
 
-def call(app, query="", user=None, password=None, method="GET", body=b"", address="192.0.2.1"):
+def call(
+    app,
+    query="",
+    user=None,
+    password=None,
+    method="GET",
+    body=b"",
+    address="192.0.2.1",
+    path="/token",
+):
     environ = {
         "REQUEST_METHOD": method,
-        "PATH_INFO": "/token",
+        "PATH_INFO": path,
         "QUERY_STRING": query,
         "REMOTE_ADDR": address,
         "CONTENT_LENGTH": str(len(body)),
@@ -303,3 +315,125 @@ def test_a_new_failure_limit_applies_without_a_restart(setup):
     (setup["dir"] / "service.json").write_text(json.dumps(config, indent=2))
     assert call(setup["app"], "service=test-registry", "alice", "wrong")["status"] == 401
     assert call(setup["app"], "service=test-registry", "alice", "alice-pw")["status"] == 429
+
+
+# --- /token/catalog: the registry's catalog, filtered by the rules --------------------------
+
+CATALOG = ["alice/app", "alice/tools", "bob/app", "carol/app", "public/base"]
+
+
+@pytest.fixture
+def registry(setup, tmp_path):
+    """A TLS server on loopback, for the name registry.test, that answers /v2/_catalog in
+    pages of two (Link headers, as the registry does) to a token of the service's key with
+    the catalog right; anything else gets 401. Its requests are recorded."""
+    key, cert = _signer(tmp_path, "registry-tls")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("registry.test")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "registry-tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            try:
+                claims = jwt.decode(
+                    token,
+                    setup["key"].public_key(),
+                    algorithms=["ES256"],
+                    audience="test-registry",
+                    issuer="test-issuer",
+                )
+            except jwt.InvalidTokenError:
+                claims = {}
+            seen.append((self.path, claims))
+            wanted = {"type": "registry", "name": "catalog", "actions": ["*"]}
+            if wanted not in claims.get("access", []):
+                self.send_response(401)
+                self.end_headers()
+                return
+            last = self.path.partition("last=")[2].partition("&")[0]
+            rest = [name for name in CATALOG if name > last] if last else CATALOG
+            page = rest[:2]
+            self.send_response(200)
+            if rest[2:]:
+                self.send_header("Link", '</v2/_catalog?last=%s&n=2>; rel="next"' % page[-1])
+            body = json.dumps({"repositories": page}).encode()
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "registry-tls.crt", tmp_path / "registry-tls.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = json.loads((tmp_path / "service.json").read_text())
+    config["registry"] = {
+        "address": "127.0.0.1",
+        "port": server.server_address[1],
+        "name": "registry.test",
+        "ca": str(tmp_path / "registry-tls.crt"),
+    }
+    (tmp_path / "service.json").write_text(json.dumps(config))
+    yield {"seen": seen, "config": config}
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_catalog_lists_only_what_the_caller_may_pull(setup, registry):
+    alice = call(setup["app"], path="/token/catalog", user="alice", password="alice-pw")
+    assert alice["status"] == 200, alice
+    assert alice["body"]["repositories"] == ["alice/app", "alice/tools"]
+    carol = call(setup["app"], path="/token/catalog", user="carol", password="carol-pw")
+    assert carol["body"]["repositories"] == ["alice/app", "alice/tools", "carol/app"]
+    anonymous = call(setup["app"], path="/token/catalog")
+    assert anonymous["body"]["repositories"] == ["public/base"]
+    # Every page was read (three of two names), each with the service's own catalog token.
+    assert [path for path, _ in registry["seen"][:3]] == [
+        "/v2/_catalog?n=1000",
+        "/v2/_catalog?last=alice/tools&n=2",
+        "/v2/_catalog?last=carol/app&n=2",
+    ]
+    assert registry["seen"][0][1]["sub"] == "privreg-token-service"
+
+
+def test_the_catalog_refuses_bad_credentials(setup, registry):
+    answer = call(setup["app"], path="/token/catalog", user="alice", password="wrong")
+    assert answer["status"] == 401
+    assert registry["seen"] == []  # the registry was not even asked
+
+
+def test_the_catalog_checks_the_registrys_certificate(setup, registry, tmp_path):
+    _signer(tmp_path, "stranger")
+    config = dict(registry["config"], registry=dict(registry["config"]["registry"]))
+    config["registry"]["ca"] = str(tmp_path / "stranger.crt")
+    (tmp_path / "service.json").write_text(json.dumps(config))
+    answer = call(setup["app"], path="/token/catalog", user="alice", password="alice-pw")
+    assert answer["status"] == 502
+    assert registry["seen"] == []
+
+
+def test_the_catalog_is_a_502_when_the_registry_is_down(setup, registry, tmp_path):
+    config = dict(registry["config"], registry=dict(registry["config"]["registry"], port=1))
+    (tmp_path / "service.json").write_text(json.dumps(config))
+    answer = call(setup["app"], path="/token/catalog", user="alice", password="alice-pw")
+    assert answer["status"] == 502
+    assert answer["body"]["errors"][0]["code"] == "UNAVAILABLE"
+
+
+def test_other_paths_and_methods_are_refused(setup):
+    assert call(setup["app"], path="/v2/")["status"] == 404
+    assert call(setup["app"], path="/token/catalog", method="DELETE")["status"] == 405

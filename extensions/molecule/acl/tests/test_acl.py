@@ -11,49 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
-from pathlib import Path
 
 import jwt
 import pytest
+from conftest import ARTIFACTS, ISSUER, PASSWORDS, REALM, REGISTRY, SERVICE, docker_as
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from registry_helpers import converge, http, pull_load, push_unique_image, recap, test_host
 
-ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts"))
-REGISTRY = "registry:5000"
-REALM = "https://registry:5443/token"
-SERVICE, ISSUER = "privreg-registry", "privreg-token-service"
-PASSWORDS = {
-    "alice": "molecule-alice-pw",
-    "bob": "molecule-bob-pw",
-    "carol": "molecule-carol-pw",
-    "root-admin": "molecule-admin-pw",
-}
 TOKEN_UNIT = "registry-token"
 STATE: dict = {}
-
-
-@pytest.fixture(scope="module")
-def client(client_a):
-    return client_a
-
-
-def docker_as(client, user, command, *args):
-    """Run a docker command on the client as `user` (its own DOCKER_CONFIG; anonymous: none)."""
-    config = "/root/docker-%s" % user
-    if user != "anonymous" and not client.file(config + "/config.json").exists:
-        client.check_output(
-            "mkdir -p %s && echo %s | DOCKER_CONFIG=%s docker login -u %s --password-stdin %s",
-            config,
-            PASSWORDS[user],
-            config,
-            user,
-            REGISTRY,
-        )
-    client.check_output("mkdir -p %s", config)
-    return client.run("DOCKER_CONFIG=%s docker " + command, config, *args)
 
 
 def token_for(client, user, *scopes):

@@ -89,7 +89,8 @@ def test_the_certificate_is_issued_by_pebble_for_the_registry_name(client, serve
     assert served["names"] == [NAME], served
     # The leaf and Pebble's intermediate: clients build the path to the root they hold.
     assert served["sent"] == 2, served
-    assert served["serial"] == served_serial(server)
+    # ssl pads the hex serial to whole bytes; compare the numbers.
+    assert int(served["serial"], 16) == int(served_serial(server), 16)
     STATE["first_serial"] = served["serial"]
 
 

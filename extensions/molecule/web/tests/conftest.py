@@ -5,12 +5,11 @@ The fixtures every scenario shares are in ../../conftest.py.
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from registry_helpers import container_name, push_unique_image, test_host
+from registry_helpers import container_address, push_unique_image, test_host
 
 # A page on a 2-core machine shared with three Docker engines: give it time to settle.
 expect.set_options(timeout=15_000)
@@ -20,20 +19,6 @@ PUSHER = ("pusher", "molecule-pusher-pw")
 MANY_TAGS = 200  # tags made through the API in web-demo/many, besides its "base" tag
 BULK_REPOSITORIES = 105  # more than one page (100) of _catalog
 ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts")) / "web"
-
-# Debian's Chromium, started the way this closed network needs it: no background
-# traffic, no first-run work. Only the front's name resolves (to the container's address).
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",
-]
 
 
 @pytest.fixture(scope="session")
@@ -140,84 +125,12 @@ def pushed(client_a):
 @pytest.fixture(scope="session")
 def front_address():
     """The front container's address on the scenario network: only the browser needs it."""
-    out = subprocess.check_output(["docker", "inspect", container_name("web")], text=True)
-    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
-    return next(iter(networks.values()))["IPAddress"]
+    return container_address("web")
 
 
 @pytest.fixture(scope="session")
-def lab_ca(server, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ca") / "lab-ca.crt"
-    path.write_text(server.check_output("cat /opt/registry/certs/ca.crt") + "\n")
-    return path
-
-
-def _browser_home(tmp_path_factory, ca=None):
-    """A HOME whose NSS database (what Chromium trusts on Linux) holds only the given CA."""
-    home = tmp_path_factory.mktemp("browser-home")
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-d", "sql:%s" % nssdb, "-N", "--empty-password"], check=True)
-    if ca is not None:
-        subprocess.run(
-            [
-                "certutil",
-                "-d",
-                "sql:%s" % nssdb,
-                "-A",
-                "-t",
-                "C,,",
-                "-n",
-                "privreg-lab-ca",
-                "-i",
-                str(ca),
-            ],
-            check=True,
-        )
-    return home
-
-
-@pytest.fixture(scope="session")
-def playwright_driver():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def launch_browser(playwright_driver, front_address, tmp_path_factory):
-    """Start Debian's Chromium; trusted_ca=None gives one that trusts no lab CA."""
-    launched = []
-
-    def _launch(trusted_ca):
-        home = _browser_home(tmp_path_factory, trusted_ca)
-        browser = playwright_driver.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS
-            + ["--host-resolver-rules=MAP %s %s, MAP * ~NOTFOUND" % (FRONT, front_address)],
-            env=dict(os.environ, HOME=str(home)),
-        )
-        launched.append(browser)
-        return browser
-
-    yield _launch
-    for browser in launched:
-        browser.close()
-
-
-@pytest.fixture(scope="session")
-def browser(launch_browser, lab_ca):
-    return launch_browser(lab_ca)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+def front_name():
+    return FRONT
 
 
 @pytest.fixture

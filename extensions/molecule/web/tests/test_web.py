@@ -77,6 +77,7 @@ def test_the_ui_is_served_with_a_strict_policy(client_a):
         "registryName": FRONT,
         "readOnly": False,
         "authEnabled": True,
+        "authMode": "htpasswd",
         "pageSize": 100,
     }
 

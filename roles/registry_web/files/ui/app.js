@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Registry browser: a single-page UI for a CNCF distribution registry, served by the same
 // nginx that proxies /v2/ to the registry (same origin: no CORS). Plain JavaScript, no build.
-// The registry's own basic auth is the only login; credentials live in sessionStorage.
+// The registry's own users are the only login; credentials live in sessionStorage. With a
+// token registry (authMode 'token') the UI asks the registry's token service, which the
+// front serves at /token, for a token per repository, and shows only what that grants.
 'use strict';
 
 (function () {
   const config = Object.assign(
-    { title: 'Registry', registryName: location.host, readOnly: true, authEnabled: true, pageSize: 100 },
+    { title: 'Registry', registryName: location.host, readOnly: true, authEnabled: true, authMode: 'htpasswd', pageSize: 100 },
     window.REGISTRY_WEB_CONFIG || {},
   );
   const ROWS_PER_PAGE = 50;
@@ -150,20 +152,72 @@
     },
   };
 
+  // ---------------------------------------------------------------- tokens (authMode token)
+  const tokenMode = config.authEnabled && config.authMode === 'token';
+
+  // The scope a /v2/ request needs: pull for reads, delete for a delete; none for /v2/
+  // itself; null for what is not the registry's API (the token service's own paths).
+  function scopeOf(path, method) {
+    const bare = path.split('?')[0];
+    if (!bare.startsWith('/v2/')) return null;
+    const match = bare.match(/^\/v2\/(.+)\/(?:tags\/list|manifests\/[^/]+|blobs\/[^/]+)$/);
+    if (!match) return '';
+    return 'repository:' + decodeURIComponent(match[1]) + ':' + (method === 'DELETE' ? 'delete' : 'pull');
+  }
+
+  // Tokens by scope, each kept until shortly before it expires. A token says what the rules
+  // grant: the access list in its (unencrypted, signed) payload.
+  const tokens = {
+    cache: new Map(),
+    async get(scope) {
+      const known = this.cache.get(scope);
+      if (known && known.until > Date.now()) return known;
+      const query = scope ? '?scope=' + encodeURIComponent(scope) : '';
+      const response = await fetch('/token' + query, {
+        headers: { 'X-Registry-UI': '1', Authorization: credentials.header() },
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+      if (response.status === 401) {
+        credentials.clear();
+        throw new LoginNeeded();
+      }
+      if (!response.ok) throw new HttpError(response.status, await errorText(response));
+      const body = await response.json();
+      const payload = body.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const claims = JSON.parse(atob(payload + '='.repeat((4 - (payload.length % 4)) % 4)));
+      const granted = (claims.access || []).flatMap((entry) => entry.actions || []);
+      const entry = {
+        value: body.token,
+        granted,
+        until: Date.now() + Math.max(0, (body.expires_in || 60) - 15) * 1000,
+      };
+      this.cache.set(scope, entry);
+      return entry;
+    },
+    clear() {
+      this.cache.clear();
+    },
+  };
+
   // ---------------------------------------------------------------- registry API
   async function request(path, options = {}) {
+    const method = options.method || 'GET';
     // The marker header makes the front drop the basic-auth challenge: no browser prompt.
     const headers = { 'X-Registry-UI': '1' };
-    if (config.authEnabled && credentials.header()) headers.Authorization = credentials.header();
+    const scope = tokenMode ? scopeOf(path, method) : null;
+    if (scope !== null) headers.Authorization = 'Bearer ' + (await tokens.get(scope)).value;
+    else if (config.authEnabled && credentials.header()) headers.Authorization = credentials.header();
     if (options.accept) headers.Accept = options.accept;
-    const response = await fetch(path, {
-      method: options.method || 'GET',
-      headers,
-      cache: 'no-store',
-      credentials: 'omit',
-    });
+    const response = await fetch(path, { method, headers, cache: 'no-store', credentials: 'omit' });
+    if (response.status === 401 && scope) {
+      // The token service knew the user; the rules do not grant this (401 is the
+      // registry's answer for a token without the right).
+      throw new HttpError(403, 'your account may not ' + scope.split(':').pop() + ' ' + scope.split(':')[1]);
+    }
     if (response.status === 401) {
       credentials.clear();
+      tokens.clear();
       throw new LoginNeeded();
     }
     if (!response.ok) throw new HttpError(response.status, await errorText(response));
@@ -406,8 +460,10 @@
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       credentials.save(user.value, password.value);
+      tokens.clear();
       try {
-        await request('/v2/');
+        if (tokenMode) await tokens.get('');
+        else await request('/v2/');
         route();
       } catch (err) {
         credentials.clear();
@@ -474,7 +530,9 @@
     });
 
     // Rows appear as each page of the catalog arrives, sorted together with the earlier ones.
-    listAll('/v2/_catalog?n=' + config.pageSize, 'repositories', token, (items, more) => list.update(items, !more))
+    // A token registry's catalog is all or nothing; its token service lists what the user may pull.
+    const catalogPath = tokenMode ? '/token/catalog' : '/v2/_catalog?n=' + config.pageSize;
+    listAll(catalogPath, 'repositories', token, (items, more) => list.update(items, !more))
       .catch(failure);
   }
 
@@ -680,6 +738,9 @@
     const heading = h('h1', { id: 'tag-name' }, repo + (byDigest ? '@' + shortDigest(ref) : ':' + ref));
     show(crumbs, heading, h('p', { class: 'muted' }, 'Loading…'));
     const info = await describe(repo, ref);
+    // With tokens, the delete control only where the rules grant delete.
+    const mayDelete = !config.readOnly && !byDigest
+      && (!tokenMode || (await tokens.get('repository:' + repo + ':delete')).granted.includes('delete'));
     if (token !== viewToken) return;
     const digest = info.manifest.digest;
     show(
@@ -690,7 +751,7 @@
         ['Media type', info.manifest.mediaType, 'detail-media-type'],
         ['Pull', pullCommand(repo, byDigest ? digest : ref)],
       ]),
-      !config.readOnly && !byDigest ? deleteControl(repo, ref, digest, repoPath) : '',
+      mayDelete ? deleteControl(repo, ref, digest, repoPath) : '',
       ...(info.index ? platformTable(repo, info.manifest, repoPath, token) : imageDetails(info)),
     );
   }
@@ -746,6 +807,7 @@
 
   document.getElementById('logout').addEventListener('click', () => {
     credentials.clear();
+    tokens.clear();
     location.hash = '#/';
     route();
   });

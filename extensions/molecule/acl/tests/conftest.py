@@ -1,0 +1,55 @@
+"""What the acl scenario's tests share: names, passwords, docker as another user, and the
+browser's way to the web front (the fixtures every scenario shares: ../../conftest.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from registry_helpers import container_address
+
+ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts"))
+REGISTRY = "registry:5000"
+REALM = "https://registry:5443/token"
+# The web front runs on the registry host, on port 443.
+FRONT = "registry"
+SERVICE, ISSUER = "privreg-registry", "privreg-token-service"
+PASSWORDS = {
+    "alice": "molecule-alice-pw",
+    "bob": "molecule-bob-pw",
+    "carol": "molecule-carol-pw",
+    "root-admin": "molecule-admin-pw",
+}
+
+
+@pytest.fixture(scope="module")
+def client(client_a):
+    return client_a
+
+
+def docker_as(client, user, command, *args, registry=REGISTRY):
+    """Run a docker command on the client as `user` (a DOCKER_CONFIG of its own, logged in
+    to `registry` on first use; anonymous: no login)."""
+    config = "/root/docker-%s" % user
+    client.check_output("mkdir -p %s", config)
+    logged_in = client.run("grep -qF %s %s/config.json", '"%s"' % registry, config).rc == 0
+    if user != "anonymous" and not logged_in:
+        client.check_output(
+            "echo %s | DOCKER_CONFIG=%s docker login -u %s --password-stdin %s",
+            PASSWORDS[user],
+            config,
+            user,
+            registry,
+        )
+    return client.run("DOCKER_CONFIG=%s docker " + command, config, *args)
+
+
+@pytest.fixture(scope="session")
+def front_name():
+    return FRONT
+
+
+@pytest.fixture(scope="session")
+def front_address():
+    return container_address("registry")
