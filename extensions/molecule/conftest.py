@@ -17,7 +17,8 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # A real browser, for the scenarios with a web UI (they provide front_name, front_address).
-from browser_helpers import (  # noqa: E402, F401
+# Imported fixtures: pytest finds them here, nothing calls them by name.
+from browser_helpers import (  # noqa: E402, F401  # pylint: disable=unused-import
     browser,
     lab_ca,
     launch_browser,

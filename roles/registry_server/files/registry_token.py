@@ -146,10 +146,7 @@ class TokenService:
         self._users = _Reloading(config["htpasswd"], HtpasswdFile)
         self._acl = _Reloading(config["acl"], _load_acl)
         self._limiter = FailureLimiter(int(config["failure_limit"]), int(config["failure_window"]))
-        # Checked for an unknown user, so a wrong name costs what a wrong password costs.
-        self._dummy_hash = bcrypt.using(rounds=int(config["bcrypt_cost"])).hash(
-            secrets.token_hex(16)
-        )
+        self._dummy = (None, None)  # (cost, hash), made on first use
 
     @property
     def limiter(self):
@@ -158,6 +155,15 @@ class TokenService:
         self._limiter.limit = int(config["failure_limit"])
         self._limiter.window = int(config["failure_window"])
         return self._limiter
+
+    def dummy_hash(self):
+        """A hash of a random password at the cost service.json sets now (users' hashes are
+        made at that cost): checked for an unknown user, so a wrong name costs what a wrong
+        password costs."""
+        cost = int(self._signer.get().config["bcrypt_cost"])
+        if self._dummy[0] != cost:
+            self._dummy = (cost, bcrypt.using(rounds=cost).hash(secrets.token_hex(16)))
+        return self._dummy[1]
 
     @property
     def service(self):
@@ -172,7 +178,7 @@ class TokenService:
         users = self._users.get()
         try:
             if users.get_hash(username) is None:
-                bcrypt.verify(password, self._dummy_hash)
+                bcrypt.verify(password, self.dummy_hash())
                 return False
             return bool(users.check_password(username, password))
         except ValueError:  # e.g. a password beyond bcrypt's 72 bytes

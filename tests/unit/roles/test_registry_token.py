@@ -317,6 +317,16 @@ def test_a_new_failure_limit_applies_without_a_restart(setup):
     assert call(setup["app"], "service=test-registry", "alice", "alice-pw")["status"] == 429
 
 
+def test_an_unknown_user_costs_a_check_at_the_current_cost(setup):
+    service, path = setup["service"], setup["dir"] / "service.json"
+    assert bcrypt.from_string(service.dummy_hash()).rounds == 4
+    config = json.loads(path.read_text())
+    config["bcrypt_cost"] = 5
+    path.write_text(json.dumps(config))
+    assert bcrypt.from_string(service.dummy_hash()).rounds == 5
+    assert call(setup["app"], user="nobody", password="x")["status"] == 401
+
+
 # --- /token/catalog: the registry's catalog, filtered by the rules --------------------------
 
 CATALOG = ["alice/app", "alice/tools", "bob/app", "carol/app", "public/base"]
@@ -402,7 +412,7 @@ def test_the_catalog_lists_only_what_the_caller_may_pull(setup, registry):
     anonymous = call(setup["app"], path="/token/catalog")
     assert anonymous["body"]["repositories"] == ["public/base"]
     # Every page was read (three of two names), each with the service's own catalog token.
-    assert [path for path, _ in registry["seen"][:3]] == [
+    assert [seen[0] for seen in registry["seen"][:3]] == [
         "/v2/_catalog?n=1000",
         "/v2/_catalog?last=alice/tools&n=2",
         "/v2/_catalog?last=carol/app&n=2",

@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ NAME = "registry.acme.test"
 REGISTRY = NAME + ":5000"
 USER, PASSWORD = "pusher", "molecule-pusher-pw"
 RENEW_UNIT = "registry-acme-renew.service"
+TOKEN_PORT = 5443
+REALM = "https://%s:%d/token?service=privreg-registry" % (NAME, TOKEN_PORT)
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 STATE: dict = {}
 
@@ -66,8 +69,19 @@ def client(client_a):
     return client_a
 
 
-def handshake(client):
-    return json.loads(client.check_output("python3 -c %s %s %s", _HANDSHAKE, NAME, "5000"))
+def handshake(client, port=5000):
+    return json.loads(client.check_output("python3 -c %s %s %s", _HANDSHAKE, NAME, str(port)))
+
+
+def token_service_serves(client, serial, timeout=20):
+    """True once the token service (port 5443) serves the certificate with this serial: it
+    takes a renewed certificate with a reload, whose new workers start in the background."""
+    deadline = time.monotonic() + timeout
+    while handshake(client, TOKEN_PORT)["serial"] != serial:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def served_serial(server):
@@ -126,6 +140,7 @@ def test_a_converge_renews_a_certificate_that_is_due(server, client):
     assert recap(output)["registry"]["changed"] > 0
     renewed = handshake(client)["serial"]
     assert renewed != STATE["first_serial"]
+    assert token_service_serves(client, renewed)
     STATE["converge_serial"] = renewed
 
 
@@ -133,11 +148,15 @@ def test_the_timer_renews_without_ansible_and_no_pull_fails(server, client):
     # What the timer starts, started by hand: no Ansible run is involved.
     digest = STATE["pushed"]["digest"]
     base = "https://" + REGISTRY
-    with pull_load("client-a", base, USER, PASSWORD, "acme/app", digest) as load:
+    # Each pull with a fresh token from the realm, which the token service serves with
+    # the same certificate: the renewal reaches both.
+    with pull_load("client-a", base, USER, PASSWORD, "acme/app", digest, realm=REALM) as load:
         renewal = server.run("systemctl start %s", RENEW_UNIT)
+        new_serial = handshake(client)["serial"]
+        token_service_renewed = token_service_serves(client, new_serial)
     assert renewal.rc == 0, server.check_output("journalctl -u %s --no-pager -n 50", RENEW_UNIT)
-    new_serial = handshake(client)["serial"]
     assert new_serial != STATE["converge_serial"]
+    assert token_service_renewed
     STATE["timer"] = {
         "old_serial": STATE["converge_serial"],
         "new_serial": new_serial,

@@ -90,6 +90,26 @@ CASES = [
         "registry 2.x has no forcepathstyle option",
     ),
     (
+        "token-realm-not-in-certificate",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_server_token_realm": "https://tokens.example.com:5443/token",
+        },
+        "names the host tokens.example.com, but the token service serves it with the certificate",
+    ),
+    (
+        "token-realm-not-an-acme-domain",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_server_tls_mode": "acme",
+            "registry_server_acme_domains": ["registry.example.com"],
+            "registry_server_token_realm": "https://registry:5443/token",
+        },
+        "or add registry to registry_server_acme_domains",
+    ),
+    (
         "acme-single-label",
         "server",
         {"registry_server_tls_mode": "acme", "registry_server_acme_domains": ["registry"]},
