@@ -71,6 +71,11 @@ def http(host, url, user="", password="", method="GET", headers=None):
     return json.loads(result.stdout)
 
 
+def lower_keys(headers):
+    """Header names in lower case (HTTP's are case-insensitive; http() keeps them as sent)."""
+    return {name.lower(): value for name, value in headers.items()}
+
+
 def unique_image(host, repository, tag=None, payload_bytes=0, platform=None, changes=None):
     """Build a one-layer image whose content is unique to this run, tagged for repository.
 

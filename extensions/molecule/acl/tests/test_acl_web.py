@@ -11,7 +11,7 @@ import re
 import pytest
 from conftest import ARTIFACTS, FRONT, PASSWORDS, REGISTRY, SERVICE, docker_as
 from playwright.sync_api import expect
-from registry_helpers import http, unique_image
+from registry_helpers import http, lower_keys, unique_image
 
 # A page on a 2-core machine shared with four Docker engines: give it time to settle.
 expect.set_options(timeout=15_000)
@@ -35,10 +35,6 @@ def images(client):
         assert pushed.rc == 0, pushed.stderr
         tags[repository] = tag
     return tags
-
-
-def lower_keys(headers):
-    return {name.lower(): value for name, value in headers.items()}
 
 
 def sign_in(page, user, password=None):

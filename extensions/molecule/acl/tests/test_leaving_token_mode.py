@@ -4,7 +4,7 @@ tests of the scenario (file order): they change the registry's mode."""
 from __future__ import annotations
 
 from conftest import PASSWORDS, REGISTRY
-from registry_helpers import converge, http, recap
+from registry_helpers import converge, http, lower_keys, recap
 
 TOKEN_PORT_PROBE = "import socket; socket.create_connection(('127.0.0.1', 5443), timeout=3)"
 
@@ -18,7 +18,7 @@ def test_back_to_htpasswd_the_token_service_is_gone_and_basic_auth_works(server,
     probe = server.run("python3 -c %s", TOKEN_PORT_PROBE)
     assert "ConnectionRefusedError" in probe.stderr, probe.stderr
     challenge = http(client, "https://%s/v2/" % REGISTRY)["headers"]
-    assert {k.lower(): v for k, v in challenge.items()}["www-authenticate"].startswith("Basic ")
+    assert lower_keys(challenge)["www-authenticate"].startswith("Basic ")
     assert http(client, "https://%s/v2/" % REGISTRY, "alice", PASSWORDS["alice"])["status"] == 200
     assert http(client, "https://%s/v2/" % REGISTRY, "alice", "wrong")["status"] == 401
 
