@@ -8,8 +8,15 @@ recreating the container with config-readonly.yml), collects, and switches back;
 restart that switching back implies also drops the in-memory blob descriptor cache, so
 no stale "layer already exists" survives.
 
-  registry-gc run [--dry-run] [--delete-untagged] [--no-dry-run-first]
+  registry-gc run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
   registry-gc freeze | collect [--dry-run] [--delete-untagged] | thaw | status
+  registry-gc lock --holder NAME --ttl S [--wait S] | unlock --holder NAME
+
+One lock serialises everything that may stop, start or sweep the registry: a collection
+(from freeze to thaw) and a converge of the role (lock ... unlock around its run) hold it
+as a lease in LOCK_FILE. Whoever finds it taken waits up to --wait seconds, then refuses.
+A lease ends when its holder releases it, its process dies, or its --ttl runs out; and no
+lock is granted to a converge while the registry is read-only, whoever froze it.
 
 Settings (paths, container, port) come from --config, a JSON file the role writes.
 
@@ -17,6 +24,8 @@ The last line of every command is a JSON report.
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -28,6 +37,7 @@ import urllib.error
 import urllib.request
 
 DEFAULT_CONFIG = "/opt/registry/config/gc.json"
+LOCK_FILE = "/run/lock/registry-maintenance.lock"
 CONFIG = {}  # filled from the JSON file the role writes (see load_config)
 
 SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
@@ -38,9 +48,118 @@ class GCError(Exception):
     pass
 
 
-def load_config(path):
-    with open(path) as handle:
-        CONFIG.update(json.load(handle))
+def load_config(path, required=True):
+    try:
+        with open(path) as handle:
+            CONFIG.update(json.load(handle))
+    except FileNotFoundError:
+        # A converge's first run locks before the role has written the settings.
+        if required:
+            raise
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lock_file():
+    """The lease file, flock()ed for the moment a lease is read and written."""
+    os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r+") as handle:
+            yield handle
+    finally:
+        os.close(fd)  # also drops the flock
+
+
+def read_lease(handle):
+    handle.seek(0)
+    try:
+        lease = json.loads(handle.read() or "null")
+    except ValueError:
+        return None
+    return lease if isinstance(lease, dict) and lease_alive(lease) else None
+
+
+def lease_alive(lease):
+    if lease.get("pid"):
+        try:
+            os.kill(lease["pid"], 0)
+        except ProcessLookupError:
+            return False  # its process died (killed, host rebooted)
+        except PermissionError:
+            pass
+    return lease.get("expires") is None or time.time() < lease["expires"]
+
+
+def write_lease(handle, lease):
+    handle.seek(0)
+    handle.truncate()
+    if lease:
+        handle.write(json.dumps(lease))
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def describe(lease):
+    since = time.strftime("%H:%M:%S", time.localtime(lease["since"]))
+    text = "%s (since %s" % (lease["holder"], since)
+    if lease.get("pid"):
+        text += ", pid %d" % lease["pid"]
+    if lease.get("expires"):
+        text += ", at most %d s more" % max(0, lease["expires"] - time.time())
+    return text + ")"
+
+
+def acquire(holder, wait, ttl=None, own_process=False, while_frozen=True):
+    """Take the lease for holder, waiting up to wait seconds; the blocker's description if
+    it could not be taken. A holder may renew its own lease (a re-run after an interrupted
+    converge); a lease of its own process ends with it."""
+    deadline = time.monotonic() + max(0, wait)
+    while True:
+        with lock_file() as handle:
+            lease = read_lease(handle)
+            if lease and (lease["holder"] != holder or lease.get("pid") not in (None, os.getpid())):
+                blocker = "the lock is held by " + describe(lease)
+            elif not while_frozen and frozen():
+                blocker = (
+                    "the registry is read-only for garbage collection (if no collection "
+                    "runs, one was interrupted: 'registry-gc thaw' ends it)"
+                )
+            else:
+                write_lease(
+                    handle,
+                    {
+                        "holder": holder,
+                        "pid": os.getpid() if own_process else None,
+                        "since": time.time(),
+                        "expires": time.time() + ttl if ttl else None,
+                    },
+                )
+                return None
+        if time.monotonic() >= deadline:
+            return blocker
+        time.sleep(1)
+
+
+def release(holder):
+    with lock_file() as handle:
+        lease = read_lease(handle)
+        if lease and lease["holder"] == holder:
+            write_lease(handle, None)
+            return True
+    return False
+
+
+def status_of_lock():
+    with lock_file() as handle:
+        lease = read_lease(handle)
+    return dict(lease, description=describe(lease)) if lease else None
+
+
+# --- the registry ---------------------------------------------------------------------------
 
 
 def compose(*files):
@@ -54,13 +173,26 @@ def compose(*files):
 
 
 def frozen():
-    result = subprocess.run(
-        ["docker", "inspect", "--format", "{{json .Args}}", CONFIG["container"]],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.returncode == 0 and CONFIG["readonly_config"] in json.loads(result.stdout or "[]")
+    return container_state()[1]
+
+
+def container_state():
+    """(container id, read-only?) of the registry; (None, False) if there is none."""
+    if "container" not in CONFIG:
+        return None, False  # not deployed yet
+    try:
+        result = subprocess.run(
+            ["docker", "inspect", "--format", "{{.Id}} {{json .Args}}", CONFIG["container"]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None, False  # no Docker yet
+    if result.returncode != 0:
+        return None, False
+    container_id, args = result.stdout.split(" ", 1)
+    return container_id, CONFIG["readonly_config"] in json.loads(args or "[]")
 
 
 def wait_ready():
@@ -90,10 +222,18 @@ def wait_ready():
 
 
 def freeze():
-    compose("compose.yml", "compose.readonly.yml")
-    wait_ready()
-    if not frozen():
-        raise GCError("the registry did not switch to read-only")
+    try:
+        compose("compose.yml", "compose.readonly.yml")
+        wait_ready()
+        if not frozen():
+            raise GCError("the registry did not switch to read-only")
+    except (GCError, subprocess.CalledProcessError) as exc:
+        # Half-way is the worst state: read-only (or down) with nobody to switch it back.
+        try:
+            thaw()
+        except (GCError, subprocess.CalledProcessError) as thaw_exc:
+            raise GCError("%s; switching back failed too: %s" % (exc, thaw_exc)) from exc
+        raise GCError("%s (switched back to writable)" % exc) from exc
 
 
 def thaw():
@@ -135,17 +275,32 @@ def garbage_collect(dry_run, delete_untagged):
     }
 
 
+def still_frozen(container_id, after):
+    """The registry has stayed the same read-only container since the collection began."""
+    if container_state() != (container_id, True):
+        raise GCError(
+            "the registry did not stay read-only %s: something restarted or thawed it; "
+            "pushes in that window may reference swept blobs - push them again" % after
+        )
+
+
 def collect(dry_run, delete_untagged, report_preview=False):
     # The guard: a writable registry is never collected.
-    if not frozen():
+    container_id, read_only = container_state()
+    if not read_only:
         raise GCError(
             "refusing to collect: the registry is not read-only (run 'registry-gc freeze')"
         )
     # A dry pass first, always: blob sizes can only be read before the blobs are gone.
     preview = garbage_collect(True, delete_untagged)
+    still_frozen(container_id, "during the dry pass")
     measurable = CONFIG["storage_driver"] == "filesystem"
     sizes = {digest: blob_size(digest) for digest in preview["digests"]} if measurable else {}
-    report = preview if dry_run else garbage_collect(False, delete_untagged)
+    if dry_run:
+        report = preview
+    else:
+        report = garbage_collect(False, delete_untagged)
+        still_frozen(container_id, "during the sweep")
     report.update(
         delete_untagged=delete_untagged,
         storage_driver=CONFIG["storage_driver"],
@@ -159,20 +314,49 @@ def collect(dry_run, delete_untagged, report_preview=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "freeze", "collect", "thaw", "status"])
+    parser.add_argument(
+        "command", choices=["run", "freeze", "collect", "thaw", "status", "lock", "unlock"]
+    )
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--delete-untagged", action="store_true", default=None)
     parser.add_argument(
         "--no-dry-run-first", dest="dry_run_first", action="store_false", default=None
     )
+    parser.add_argument("--wait", type=int, help="seconds to wait for the lock (0: refuse)")
+    parser.add_argument("--holder", help="lock/unlock: who holds the lease (e.g. converge)")
+    parser.add_argument("--ttl", type=int, help="lock: seconds until the lease lapses")
     args = parser.parse_args()
-    load_config(args.config)
+    locking = args.command in ("lock", "unlock")
+    if locking and not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", args.holder or ""):
+        parser.error("lock and unlock need --holder NAME (lowercase letters, digits, -)")
+    if locking and args.holder == "collection":
+        parser.error("'collection' is registry-gc's own holder name")
+    if args.command == "lock" and not (args.ttl and args.ttl > 0):
+        parser.error("lock needs --ttl SECONDS (> 0)")
+    load_config(args.config, required=not locking)
+    if args.wait is None:
+        args.wait = CONFIG.get("lock_wait", 0)
+    report = {"command": args.command}
+    if args.command == "lock":
+        blocker = acquire(args.holder, args.wait, ttl=args.ttl, while_frozen=False)
+        report.update(locked=blocker is None, holder=args.holder)
+        if blocker:
+            report["error"] = "waited %d s; %s" % (args.wait, blocker)
+        print(json.dumps(report))
+        return 0 if blocker is None else 1
+    if args.command == "unlock":
+        report.update(released=release(args.holder))
+        print(json.dumps(report))
+        return 0
+    if args.command == "status":
+        report.update(read_only=frozen(), lock=status_of_lock())
+        print(json.dumps(report))
+        return 0
     if args.delete_untagged is None:
         args.delete_untagged = CONFIG["delete_untagged"]
     if args.dry_run_first is None:
         args.dry_run_first = CONFIG["dry_run_first"]
-    report = {"command": args.command}
     if (
         args.delete_untagged
         and CONFIG.get("major_version", 2) < 3
@@ -186,6 +370,11 @@ def main():
         )
         print(json.dumps(report))
         return 1
+    blocker = acquire("collection", args.wait, own_process=True)
+    if blocker:
+        report.update(error="waited %d s; %s" % (args.wait, blocker), read_only=frozen())
+        print(json.dumps(report))
+        return 1
     try:
         if args.command == "freeze":
             freeze()
@@ -194,8 +383,8 @@ def main():
         elif args.command == "collect":
             report.update(collect(args.dry_run, args.delete_untagged, args.dry_run_first))
         elif args.command == "run":
-            freeze()
             try:
+                freeze()
                 report.update(collect(args.dry_run, args.delete_untagged, args.dry_run_first))
             finally:
                 thaw()
@@ -204,6 +393,8 @@ def main():
         report.update(error=str(exc), read_only=frozen())
         print(json.dumps(report))
         return 1
+    finally:
+        release("collection")
     print(json.dumps(report))
     return 0
 

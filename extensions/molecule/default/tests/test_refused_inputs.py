@@ -158,6 +158,18 @@ CASES = [
         "registry_server_drain_timeout (5000) is outside 0-3600",
     ),
     (
+        "gc-lock-wait-too-long",
+        "server",
+        {"registry_server_gc_lock_wait": 100000},
+        "registry_server_gc_lock_wait (100000) is outside 0-86400",
+    ),
+    (
+        "converge-lock-wait-negative",
+        "server",
+        {"registry_server_converge_lock_wait": -5},
+        "registry_server_converge_lock_wait (-5) is outside 0-86400",
+    ),
+    (
         "delete-untagged-on-2",
         "server",
         {"registry_server_image": "registry:2.8.3", "registry_server_gc_delete_untagged": True},

@@ -1,0 +1,153 @@
+"""Collections and converges share one maintenance lock: a converge refuses (or waits for)
+a frozen registry, and registry-gc refuses (or waits for) a running converge. Real runs of
+site.yml and registry-gc against the real registry on S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from datetime import datetime
+
+import pytest
+from registry_helpers import REPO, SERVER_STATE, push_unique_image
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("PRIVREG_REGISTRY_IMAGE") == os.environ.get("PRIVREG_REGISTRY2_IMAGE"),
+    reason="the lock does not depend on the registry's line; it runs once, on 3.x",
+)
+
+GC = "/usr/local/sbin/registry-gc"
+
+
+def gc_report(host, command):
+    result = host.run(command)
+    return result.rc, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def site_yml(*extra):
+    """ansible-playbook site.yml on the registry host only, as a process (json callback)."""
+    return subprocess.Popen(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(REPO / "playbooks" / "site.yml"),
+            "--limit",
+            "registry",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1"),
+    )
+
+
+def finish(process, timeout=600):
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def task_result(output, name_start):
+    """The registry host's result and duration (s) of the task so named."""
+    report = json.loads(output[output.index("{") :])
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if name_start in task["task"]["name"] and "registry" in task["hosts"]:
+                duration = task["task"]["duration"]
+                seconds = _stamp(duration["end"]) - _stamp(duration["start"])
+                return task["hosts"]["registry"], seconds
+    raise AssertionError("no task %r in the run" % name_start)
+
+
+def _stamp(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def thawed(server):
+    yield
+    server.run("systemctl stop privreg-test-thaw.timer privreg-test-thaw.service")
+    server.check_output(GC + " thaw")
+    assert gc_report(server, GC + " status")[1]["read_only"] is False
+
+
+def test_a_converge_refuses_a_frozen_registry_and_changes_nothing(server, thawed):
+    server.check_output(GC + " freeze")
+    before = server.check_output(SERVER_STATE)
+    # A change that would rewrite config.yml and restart the registry.
+    rc, output = finish(
+        site_yml(
+            "-e", '{"registry_server_converge_lock_wait": 0, "registry_server_drain_timeout": 29}'
+        )
+    )
+    assert rc != 0
+    assert "read-only for garbage collection" in output
+    assert "registry_server_converge_lock_wait" in output
+    assert server.check_output(SERVER_STATE) == before
+    assert gc_report(server, GC + " status")[1]["read_only"] is True
+
+
+def test_a_converge_waits_for_the_collection_and_then_runs(server, client_a, registry, thawed):
+    server.check_output(GC + " freeze")
+    # The collection ends 20 s from now, while the converge waits for it.
+    server.check_output(
+        "systemd-run --unit privreg-test-thaw --on-active=20 %s thaw >/dev/null 2>&1" % GC
+    )
+    rc, output = finish(site_yml())
+    assert rc == 0, output[-3000:]
+    lock, seconds = task_result(output, "Take the maintenance lock")
+    assert lock["rc"] == 0
+    assert seconds >= 10, "the converge did not wait for the thaw (%.1f s)" % seconds
+    assert gc_report(server, GC + " status")[1] == {
+        "command": "status",
+        "read_only": False,
+        "lock": None,  # given back at the end of the run
+    }
+    push_unique_image(client_a, registry + "/s3/after-wait")
+
+
+def test_a_collection_waits_for_a_running_converge(server, client_a, registry):
+    converge = site_yml()
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            lock = gc_report(server, GC + " status")[1]["lock"]
+            if lock and lock["holder"] == "converge":
+                break
+            assert converge.poll() is None, "the converge ended before it was seen holding the lock"
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        # Not now: refused outright, and the registry stays writable.
+        rc, refused = gc_report(server, GC + " run --wait 0")
+        assert rc == 1
+        assert "held by converge" in refused["error"]
+        assert refused["read_only"] is False
+        # Waiting: the collection runs once the converge has given the lock back.
+        rc, collected = gc_report(server, GC + " run --wait 300")
+        converge_rc, output = finish(converge)
+    finally:
+        if converge.poll() is None:
+            converge.kill()
+    assert converge_rc == 0, output[-3000:]
+    assert rc == 0, collected
+    assert collected["read_only"] is False
+    assert "blobs_marked" in collected
+    push_unique_image(client_a, registry + "/s3/after-collection")
+
+
+def test_a_freeze_that_fails_half_way_switches_back(server, client_a, registry):
+    settings = json.loads(server.check_output("cat /opt/registry/config/gc.json"))
+    # The registry is recreated read-only, but registry-gc cannot confirm it (it looks for
+    # a config file name the container does not use): a freeze that fails half-way.
+    broken = dict(settings, readonly_config="/etc/docker/registry/not-this.yml")
+    server.check_output("umask 077; printf '%%s' %s > /root/gc-broken.json", json.dumps(broken))
+    rc, report = gc_report(server, GC + " freeze --config /root/gc-broken.json")
+    assert rc == 1
+    assert report["error"] == (
+        "the registry did not switch to read-only (switched back to writable)"
+    )
+    assert gc_report(server, GC + " status")[1]["read_only"] is False
+    push_unique_image(client_a, registry + "/s3/after-failed-freeze")

@@ -1,0 +1,200 @@
+"""registry-gc's maintenance lock and its guards (roles/registry_server/files/registry_gc.py).
+
+The lease is exercised with real flock()s and real processes. The registry's state is
+replaced by a scripted sequence only where a race has to happen at an exact moment (the
+Molecule scenario s3 runs the same code against a real registry).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GC_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_gc.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("registry_gc_under_test", GC_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+registry_gc = _load()
+
+
+@pytest.fixture(autouse=True)
+def lock_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_gc, "LOCK_FILE", str(tmp_path / "lock" / "maintenance.lock"))
+    monkeypatch.setattr(registry_gc, "CONFIG", {})  # no registry: never read-only
+    return tmp_path / "lock" / "maintenance.lock"
+
+
+def _holder_process(lock_file, hold_seconds):
+    """Another process that takes the collection's lease, holds it, then exits."""
+    code = textwrap.dedent(
+        """
+        import importlib.util, sys, time
+        spec = importlib.util.spec_from_file_location("gc", sys.argv[1])
+        gc = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gc)
+        gc.LOCK_FILE = sys.argv[2]
+        assert gc.acquire("collection", 0, own_process=True) is None
+        print("held", flush=True)
+        time.sleep(float(sys.argv[3]))
+        if sys.argv[4] == "release":
+            gc.release("collection")
+        """
+    )
+    return code, [str(GC_FILE), str(lock_file), str(hold_seconds)]
+
+
+def _start_holder(lock_file, hold_seconds, ending="release"):
+    code, args = _holder_process(lock_file, hold_seconds)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args, ending], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_converge_lease_blocks_a_collection_until_given_back():
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+    blocker = registry_gc.acquire("collection", 0, own_process=True)
+    assert blocker is not None
+    assert blocker.startswith("the lock is held by converge")
+    assert registry_gc.release("converge") is True
+    assert registry_gc.acquire("collection", 0, own_process=True) is None
+
+
+def test_a_collection_blocks_a_converge_and_another_collection(lock_in_tmp):
+    holder = _start_holder(lock_in_tmp, 30)
+    try:
+        converge = registry_gc.acquire("converge", 0, ttl=60)
+        assert "held by collection" in converge
+        assert "pid %d" % holder.pid in converge
+        assert "held by collection" in registry_gc.acquire("collection", 0, own_process=True)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_converge_waits_for_a_collection_to_end(lock_in_tmp):
+    holder = _start_holder(lock_in_tmp, 2)
+    started = time.monotonic()
+    assert registry_gc.acquire("converge", 20, ttl=60) is None
+    waited = time.monotonic() - started
+    holder.wait()
+    assert 1.0 < waited < 10
+    assert registry_gc.status_of_lock()["holder"] == "converge"
+
+
+def test_a_killed_collection_leaves_no_lease_behind(lock_in_tmp):
+    holder = _start_holder(lock_in_tmp, 30)
+    holder.kill()
+    holder.wait()
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+
+
+def test_a_lease_lapses_after_its_ttl():
+    assert registry_gc.acquire("converge", 0, ttl=1) is None
+    assert registry_gc.acquire("collection", 0, own_process=True) is not None
+    time.sleep(1.2)
+    assert registry_gc.status_of_lock() is None
+    assert registry_gc.acquire("collection", 0, own_process=True) is None
+
+
+def test_a_re_run_renews_its_own_lease():
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+    assert registry_gc.release("acme") is False  # not the holder: nothing changes
+    assert registry_gc.status_of_lock()["holder"] == "converge"
+
+
+def test_a_converge_is_refused_while_the_registry_is_read_only(monkeypatch):
+    monkeypatch.setattr(registry_gc, "frozen", lambda: True)
+    blocker = registry_gc.acquire("converge", 0, ttl=60, while_frozen=False)
+    assert "read-only for garbage collection" in blocker
+    assert "registry-gc thaw" in blocker
+    assert registry_gc.status_of_lock() is None
+    # registry-gc itself works on a frozen registry (collect, thaw).
+    assert registry_gc.acquire("collection", 0, own_process=True) is None
+
+
+def _scripted_state(monkeypatch, states):
+    states = list(states)
+    monkeypatch.setattr(registry_gc, "container_state", lambda: states.pop(0))
+    monkeypatch.setattr(
+        registry_gc,
+        "garbage_collect",
+        lambda dry_run, untagged: {
+            "dry_run": dry_run,
+            "blobs_marked": 1,
+            "blobs_deleted": 0,
+            "manifests_deleted": 0,
+            "digests": [],
+        },
+    )
+    registry_gc.CONFIG["storage_driver"] = "s3"
+    return states
+
+
+@pytest.mark.parametrize(
+    ("states", "when"),
+    [
+        ([("c1", True), ("c1", False)], "during the dry pass"),
+        ([("c1", True), ("c2", True)], "during the dry pass"),  # restarted: a new container
+        ([("c1", True), ("c1", True), ("c1", False)], "during the sweep"),
+    ],
+)
+def test_a_registry_that_stops_being_read_only_fails_the_collection(monkeypatch, states, when):
+    _scripted_state(monkeypatch, states)
+    with pytest.raises(registry_gc.GCError, match="did not stay read-only " + when):
+        registry_gc.collect(False, False, True)
+
+
+def test_a_registry_that_stays_read_only_is_collected(monkeypatch):
+    left = _scripted_state(monkeypatch, [("c1", True)] * 3)
+    report = registry_gc.collect(False, False, True)
+    assert report["blobs_marked"] == 1
+    assert left == []
+
+
+def test_a_freeze_that_fails_half_way_switches_back(monkeypatch):
+    calls = []
+    monkeypatch.setattr(registry_gc, "compose", lambda *files: calls.append(files))
+    answers = [registry_gc.GCError("the registry did not answer"), None]
+
+    def wait_ready():
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+
+    monkeypatch.setattr(registry_gc, "wait_ready", wait_ready)
+    with pytest.raises(registry_gc.GCError, match=r"did not answer \(switched back to writable\)"):
+        registry_gc.freeze()
+    assert calls == [("compose.yml", "compose.readonly.yml"), ("compose.yml",)]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lock", "--ttl", "60"],  # no holder
+        ["lock", "--holder", "Converge; rm", "--ttl", "60"],
+        ["lock", "--holder", "collection", "--ttl", "60"],
+        ["lock", "--holder", "converge"],  # no ttl
+    ],
+)
+def test_bad_lock_arguments_are_refused(monkeypatch, argv):
+    monkeypatch.setattr(sys, "argv", ["registry-gc", *argv])
+    with pytest.raises(SystemExit) as exc:
+        registry_gc.main()
+    assert exc.value.code == 2
+    assert registry_gc.status_of_lock() is None
