@@ -46,7 +46,7 @@ def site_yml(*extra):
 
 
 def finish(process, timeout=600):
-    output, _ = process.communicate(timeout=timeout)
+    output = process.communicate(timeout=timeout)[0]
     return process.returncode, output
 
 
