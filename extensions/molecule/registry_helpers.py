@@ -101,25 +101,39 @@ def unique_image(host, repository, tag=None, payload_bytes=0, platform=None, cha
     return reference, tag
 
 
-def converge(*args, inventories=(), playbook="playbooks/site.yml", env=None, output="both"):
-    """Run a playbook of the collection against the scenario's hosts; return (rc, output).
+def start_playbook(*args, inventories=(), playbook="playbooks/site.yml", env=None):
+    """Start a playbook of the collection against the scenario's hosts, its stdout and
+    stderr piped: converge() waits for it; a test that acts during a run keeps the process.
     By default site.yml, which every scenario's converge step runs. `env` adds environment
-    variables (a callback plugin, say); output="stdout" leaves stderr out."""
+    variables (a callback plugin, say)."""
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
     for extra in inventories:
         command += ["-i", str(extra)]
     command += [str(REPO / playbook), *args]
-    result = subprocess.run(
+    return subprocess.Popen(
         command,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=600,
         env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {})),
     )
-    if output == "stdout":
-        return result.returncode, result.stdout
-    return result.returncode, result.stdout + result.stderr
+
+
+def finish_playbook(process, output="both", timeout=600):
+    """Wait for a started playbook; return (rc, output). output="stdout" leaves stderr out."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return process.returncode, stdout if output == "stdout" else stdout + stderr
+
+
+def converge(*args, inventories=(), playbook="playbooks/site.yml", env=None, output="both"):
+    """Run a playbook of the collection against the scenario's hosts; return (rc, output)."""
+    process = start_playbook(*args, inventories=inventories, playbook=playbook, env=env)
+    return finish_playbook(process, output)
 
 
 def recap(output):

@@ -37,8 +37,8 @@ def lock_in_tmp(tmp_path, monkeypatch):
     return tmp_path / "lock" / "maintenance.lock"
 
 
-def _holder_process(lock_file, hold_seconds):
-    """Another process that takes the collection's lease, holds it, then exits."""
+def _start_holder(lock_file, hold_seconds):
+    """Another process that takes the collection's lease, holds it, gives it back, exits."""
     code = textwrap.dedent(
         """
         import importlib.util, sys, time
@@ -49,17 +49,13 @@ def _holder_process(lock_file, hold_seconds):
         assert gc.acquire("collection", 0, own_process=True) is None
         print("held", flush=True)
         time.sleep(float(sys.argv[3]))
-        if sys.argv[4] == "release":
-            gc.release("collection")
+        gc.release("collection")
         """
     )
-    return code, [str(GC_FILE), str(lock_file), str(hold_seconds)]
-
-
-def _start_holder(lock_file, hold_seconds, ending="release"):
-    code, args = _holder_process(lock_file, hold_seconds)
     process = subprocess.Popen(
-        [sys.executable, "-c", code, *args, ending], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(GC_FILE), str(lock_file), str(hold_seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout.readline().strip() == "held"
     return process

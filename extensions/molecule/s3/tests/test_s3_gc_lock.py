@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from datetime import datetime
 
 import pytest
-from registry_helpers import REPO, SERVER_STATE, push_unique_image
+from registry_helpers import SERVER_STATE, finish_playbook, push_unique_image, start_playbook
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("PRIVREG_REGISTRY_IMAGE") == os.environ.get("PRIVREG_REGISTRY2_IMAGE"),
@@ -27,32 +26,20 @@ def gc_report(host, command):
 
 
 def site_yml(*extra):
-    """ansible-playbook site.yml on the registry host only, as a process (json callback)."""
-    return subprocess.Popen(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(REPO / "playbooks" / "site.yml"),
-            "--limit",
-            "registry",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1"),
+    """site.yml on the registry host only, started as a process (json callback)."""
+    return start_playbook(
+        "--limit", "registry", *extra, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
     )
 
 
-def finish(process, timeout=600):
-    output = process.communicate(timeout=timeout)[0]
-    return process.returncode, output
+def finish(process):
+    """(rc, the json callback's report as text)."""
+    return finish_playbook(process, output="stdout")
 
 
 def task_result(output, name_start):
     """The registry host's result and duration (s) of the task so named."""
-    report = json.loads(output[output.index("{") :])
+    report = json.loads(output)
     for play in report["plays"]:
         for task in play["tasks"]:
             if name_start in task["task"]["name"] and "registry" in task["hosts"]:
