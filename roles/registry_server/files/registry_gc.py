@@ -11,6 +11,13 @@ no stale "layer already exists" survives.
   registry-gc run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
   registry-gc freeze | collect [--dry-run] [--delete-untagged] | thaw | status
   registry-gc lock --holder NAME --ttl S [--wait S] | unlock --holder NAME
+  registry-gc freeze | collect ... | thaw --under NAME   (under a lease NAME holds)
+
+Replicas (gc.json "replicas" > 1) share one store: a collection on one of them while the
+others take pushes would delete what those pushes reference. So run, and freeze, collect
+and thaw on their own, are refused there; playbooks/gc.yml takes every replica's lease
+(lock --holder gc-<run id>), freezes them all, collects once and thaws them all, each
+step --under that lease.
 
 One lock serialises everything that may stop, start or sweep the registry: a collection
 (from freeze to thaw) and a converge of the role (lock ... unlock around its run) hold it
@@ -151,6 +158,18 @@ def release(holder):
             write_lease(handle, None)
             return True
     return False
+
+
+def held_by(holder):
+    """None if holder holds the lease now; else why it does not."""
+    with lock_file() as handle:
+        lease = read_lease(handle)
+    if lease and lease["holder"] == holder:
+        return None
+    return "the lock is not held by %s (%s)" % (
+        holder,
+        "held by " + describe(lease) if lease else "free",
+    )
 
 
 def status_of_lock():
@@ -326,12 +345,20 @@ def main():
     parser.add_argument("--wait", type=int, help="seconds to wait for the lock (0: refuse)")
     parser.add_argument("--holder", help="lock/unlock: who holds the lease (e.g. converge)")
     parser.add_argument("--ttl", type=int, help="lock: seconds until the lease lapses")
+    parser.add_argument(
+        "--under", help="freeze/collect/thaw: act under the lease this holder took with lock"
+    )
     args = parser.parse_args()
     locking = args.command in ("lock", "unlock")
-    if locking and not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", args.holder or ""):
+    holder_name = re.compile(r"[a-z][a-z0-9-]{0,31}")
+    if locking and not holder_name.fullmatch(args.holder or ""):
         parser.error("lock and unlock need --holder NAME (lowercase letters, digits, -)")
-    if locking and args.holder == "collection":
+    if "collection" in (args.holder, args.under):
         parser.error("'collection' is registry-gc's own holder name")
+    if args.under is not None and (
+        args.command not in ("freeze", "collect", "thaw") or not holder_name.fullmatch(args.under)
+    ):
+        parser.error("--under NAME (lowercase letters, digits, -) is for freeze, collect, thaw")
     if args.command == "lock" and not (args.ttl and args.ttl > 0):
         parser.error("lock needs --ttl SECONDS (> 0)")
     load_config(args.config, required=not locking)
@@ -350,9 +377,18 @@ def main():
         print(json.dumps(report))
         return 0
     if args.command == "status":
-        report.update(read_only=frozen(), lock=status_of_lock())
+        container_id, read_only = container_state()
+        report.update(read_only=read_only, container=container_id, lock=status_of_lock())
         print(json.dumps(report))
         return 0
+    if CONFIG.get("replicas", 1) > 1 and args.under is None:
+        report["error"] = (
+            "refusing to %s one of %d replicas on its own: the others would go on taking "
+            "pushes into the store it sweeps. Collect them all with playbooks/gc.yml."
+            % (args.command, CONFIG["replicas"])
+        )
+        print(json.dumps(report))
+        return 1
     if args.delete_untagged is None:
         args.delete_untagged = CONFIG["delete_untagged"]
     if args.dry_run_first is None:
@@ -370,11 +406,19 @@ def main():
         )
         print(json.dumps(report))
         return 1
-    blocker = acquire("collection", args.wait, own_process=True)
-    if blocker:
-        report.update(error="waited %d s; %s" % (args.wait, blocker), read_only=frozen())
-        print(json.dumps(report))
-        return 1
+    if args.under:
+        # The caller took the lease with lock and gives it back with unlock.
+        blocker = held_by(args.under)
+        if blocker:
+            report.update(error=blocker, read_only=frozen())
+            print(json.dumps(report))
+            return 1
+    else:
+        blocker = acquire("collection", args.wait, own_process=True)
+        if blocker:
+            report.update(error="waited %d s; %s" % (args.wait, blocker), read_only=frozen())
+            print(json.dumps(report))
+            return 1
     try:
         if args.command == "freeze":
             freeze()
@@ -388,13 +432,14 @@ def main():
                 report.update(collect(args.dry_run, args.delete_untagged, args.dry_run_first))
             finally:
                 thaw()
-        report["read_only"] = frozen()
+        report["container"], report["read_only"] = container_state()
     except (GCError, subprocess.CalledProcessError) as exc:
         report.update(error=str(exc), read_only=frozen())
         print(json.dumps(report))
         return 1
     finally:
-        release("collection")
+        if not args.under:
+            release("collection")
     print(json.dumps(report))
     return 0
 

@@ -8,6 +8,7 @@ Molecule scenario s3 runs the same code against a real registry).
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import textwrap
@@ -186,6 +187,9 @@ def test_a_freeze_that_fails_half_way_switches_back(monkeypatch):
         ["lock", "--holder", "Converge; rm", "--ttl", "60"],
         ["lock", "--holder", "collection", "--ttl", "60"],
         ["lock", "--holder", "converge"],  # no ttl
+        ["run", "--under", "gc-0123456789"],  # run takes its own lease
+        ["freeze", "--under", "collection"],
+        ["thaw", "--under", "Replicas GC"],
     ],
 )
 def test_bad_lock_arguments_are_refused(monkeypatch, argv):
@@ -194,3 +198,65 @@ def test_bad_lock_arguments_are_refused(monkeypatch, argv):
         registry_gc.main()
     assert exc.value.code == 2
     assert registry_gc.status_of_lock() is None
+
+
+def _main(monkeypatch, capsys, *argv):
+    """registry-gc's main() with argv; (exit code, its JSON report)."""
+    monkeypatch.setattr(sys, "argv", ["registry-gc", *argv])
+    code = registry_gc.main()
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def replica_config(tmp_path, monkeypatch):
+    """gc.json of one of two replicas; compose must never run unless a test allows it."""
+    config = tmp_path / "gc.json"
+    config.write_text(
+        json.dumps(
+            {
+                "replicas": 2,
+                "storage_driver": "s3",
+                "lock_wait": 0,
+                "major_version": 3,
+                "delete_untagged": False,
+                "dry_run_first": True,
+            }
+        )
+    )
+    monkeypatch.setattr(registry_gc, "compose", lambda *files: pytest.fail("compose ran"))
+    return str(config)
+
+
+@pytest.mark.parametrize("command", ["run", "freeze", "collect", "thaw"])
+def test_a_replica_is_not_collected_on_its_own(monkeypatch, capsys, replica_config, command):
+    code, report = _main(monkeypatch, capsys, command, "--config", replica_config)
+    assert code == 1
+    assert "one of 2 replicas on its own" in report["error"]
+    assert registry_gc.status_of_lock() is None
+
+
+def test_a_step_under_a_lease_needs_that_lease(monkeypatch, capsys, replica_config):
+    code, report = _main(
+        monkeypatch, capsys, "freeze", "--under", "gc-0123456789", "--config", replica_config
+    )
+    assert code == 1
+    assert report["error"] == "the lock is not held by gc-0123456789 (free)"
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+    code, report = _main(
+        monkeypatch, capsys, "freeze", "--under", "gc-0123456789", "--config", replica_config
+    )
+    assert code == 1
+    assert report["error"].startswith("the lock is not held by gc-0123456789 (held by converge")
+
+
+def test_a_collection_under_a_lease_keeps_the_lease(monkeypatch, capsys, replica_config):
+    assert registry_gc.acquire("gc-0123456789", 0, ttl=60) is None
+    _scripted_state(monkeypatch, [("c1", True)] * 4)
+    code, report = _main(
+        monkeypatch, capsys, "collect", "--under", "gc-0123456789", "--config", replica_config
+    )
+    assert code == 0, report
+    assert report["container"] == "c1"
+    assert report["read_only"] is True
+    # The play gives it back (unlock) once every replica is thawed.
+    assert registry_gc.status_of_lock()["holder"] == "gc-0123456789"

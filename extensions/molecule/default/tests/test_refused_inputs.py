@@ -158,6 +158,18 @@ CASES = [
         "registry_server_drain_timeout (5000) is outside 0-3600",
     ),
     (
+        "replicas-on-the-local-disk",
+        "server",
+        {"registry_server_replicas": ["registry", "client-a"]},
+        "registry_server_replicas lists 2 hosts, but registry_server_storage_driver is filesystem",
+    ),
+    (
+        "replicas-without-this-host",
+        "server",
+        {"registry_server_replicas": ["client-a"]},
+        "registry_server_replicas must be a list of inventory hosts that includes this host",
+    ),
+    (
         "gc-lock-wait-too-long",
         "server",
         {"registry_server_gc_lock_wait": 100000},
