@@ -13,6 +13,7 @@ from registry_helpers import (
     converge,
     docker_login_works,
     http,
+    line_independent,
     pull_and_check_digest,
     push_unique_image,
     recap,
@@ -144,6 +145,7 @@ def test_certificate_names_the_host_clients_use(server):
     assert "value='registry'" in sans
 
 
+@line_independent  # the idempotence step checks the template on both lines
 def test_check_mode_on_converged_hosts_reports_no_change():
     rc, output = converge("--check", "--diff")
     assert rc == 0, output
@@ -200,6 +202,7 @@ def test_a_user_change_logs_no_secret_even_with_vvv_and_diff(server, client_b, r
     assert "late:" not in server.file("/opt/registry/security/htpasswd").content_string
 
 
+@line_independent  # the client's side only
 def test_one_more_client_is_onboarded_with_limit(server, outsider, pushed, tmp_path):
     """--limit newhost onboards it without touching the server; then it pulls."""
     extra = tmp_path / "newhost.yml"
