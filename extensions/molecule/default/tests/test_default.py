@@ -202,6 +202,51 @@ def test_a_user_change_logs_no_secret_even_with_vvv_and_diff(server, client_b, r
     assert "late:" not in server.file("/opt/registry/security/htpasswd").content_string
 
 
+# What a run had done when it died: htpasswd written as the role writes it, no restart yet.
+CUT_OFF_RUN = """
+- name: A run cut off after it wrote htpasswd, before its restart handler
+  hosts: registry
+  gather_facts: false
+  tasks:
+    - name: Keep the htpasswd users (bcrypt), as the role does
+      privreg.registry.registry_htpasswd:
+        path: /opt/registry/security/htpasswd
+        users: %s
+        exclusive: true
+        owner: root
+        group: root
+        mode: "0600"
+"""
+
+
+def test_the_restart_a_cut_off_run_owed_is_made_by_the_next_run(
+    server, client_b, registry, tmp_path
+):
+    """The next run finds htpasswd as it wants it, so nothing of it changes; the registry,
+    which read the file before it was written, must be restarted all the same."""
+    users = [
+        {"name": "pusher", "password": "molecule-pusher-pw"},
+        {"name": "puller", "password": "molecule-puller-pw"},
+        {"name": "cutoff", "password": "molecule-cutoff-pw"},
+    ]
+    play = tmp_path / "cut_off_run.yml"
+    play.write_text(CUT_OFF_RUN % json.dumps(users))
+    started = server.check_output("docker inspect -f '{{.State.StartedAt}}' registry")
+    rc, output = converge(playbook=str(play))
+    assert rc == 0, output[-3000:]
+    # The registry still serves the users it read at start.
+    assert docker_login_works(client_b, registry, "cutoff", "molecule-cutoff-pw").rc != 0
+    rc, output = converge("--limit", "registry", "-e", json.dumps({"registry_server_users": users}))
+    assert rc == 0, output[-3000:]
+    assert server.check_output("docker inspect -f '{{.State.StartedAt}}' registry") != started
+    login = docker_login_works(client_b, registry, "cutoff", "molecule-cutoff-pw")
+    assert login.rc == 0, login.stderr
+    # Back to the scenario's users.
+    rc, output = converge("--limit", "registry")
+    assert rc == 0, output[-3000:]
+    assert "cutoff:" not in server.file("/opt/registry/security/htpasswd").content_string
+
+
 @line_independent  # the client's side only
 def test_one_more_client_is_onboarded_with_limit(server, outsider, pushed, tmp_path):
     """--limit newhost onboards it without touching the server; then it pulls."""
