@@ -202,6 +202,11 @@ def _stranger(server):
     return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
 
 
+def _sign(claims, key, x5c):
+    """A token made by hand: the claims signed with key, its certificate in the header."""
+    return jwt.encode(claims, key, algorithm="ES256", headers={"x5c": x5c})
+
+
 def _b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -211,7 +216,7 @@ def test_the_registry_refuses_hand_made_tokens(server, client, signing):
     path = "/v2/alice/app/manifests/%s" % STATE["alice"]["tag"]
 
     def sign(claims, with_key=key, with_x5c=x5c):
-        return jwt.encode(claims, with_key, algorithm="ES256", headers={"x5c": with_x5c})
+        return _sign(claims, with_key, with_x5c)
 
     # The control: made the same way with the real key and the right claims, it works, so
     # each refusal below is for the one thing changed.
@@ -377,13 +382,7 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
         assert jwt.get_unverified_header(after)["x5c"] != old_x5c
         # A token of the old key, still within its lifetime: minted now rather than taken
         # before the converge, which on a loaded machine can outlast the 300 s lifetime.
-        now = int(time.time())
-        before = jwt.encode(
-            _claims(exp=now + 60, nbf=now - 5, iat=now - 5),
-            old_key,
-            algorithm="ES256",
-            headers={"x5c": old_x5c},
-        )
+        before = _sign(_claims(exp=int(time.time()) + 60), old_key, old_x5c)
         assert with_token(client, before, path)["status"] == 200
         time.sleep(3)
     STATE["rotation"] = {k: load[k] for k in ("requests", "failed", "failures", "signers")}
@@ -397,13 +396,7 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
     assert len(_bundle_subjects(server)) == 1
     assert not server.file("/opt/registry/token/keys/1.key").exists
     # A token the old key signs now, with every claim right, is refused.
-    now = int(time.time())
-    late = jwt.encode(
-        _claims(exp=now + 60, nbf=now - 5, iat=now - 5),
-        old_key,
-        algorithm="ES256",
-        headers={"x5c": old_x5c},
-    )
+    late = _sign(_claims(exp=int(time.time()) + 60), old_key, old_x5c)
     assert with_token(client, late, path)["status"] == 401
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     report = ARTIFACTS / "acl.json"
