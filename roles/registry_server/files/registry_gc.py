@@ -409,16 +409,13 @@ def main():
     if args.under:
         # The caller took the lease with lock and gives it back with unlock.
         blocker = held_by(args.under)
-        if blocker:
-            report.update(error=blocker, read_only=frozen())
-            print(json.dumps(report))
-            return 1
     else:
         blocker = acquire("collection", args.wait, own_process=True)
-        if blocker:
-            report.update(error="waited %d s; %s" % (args.wait, blocker), read_only=frozen())
-            print(json.dumps(report))
-            return 1
+        blocker = blocker and "waited %d s; %s" % (args.wait, blocker)
+    if blocker:
+        report.update(error=blocker, read_only=frozen())
+        print(json.dumps(report))
+        return 1
     try:
         if args.command == "freeze":
             freeze()

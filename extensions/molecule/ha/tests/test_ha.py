@@ -422,30 +422,22 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
     assert all("405" in error for error in report["errors"]), report["errors"]
 
 
-def newest_balancer_worker():
-    return subprocess.check_output(
-        [
-            "docker",
-            "exec",
-            container_name("lb"),
-            "sh",
-            "-c",
-            "pgrep --newest --parent $(systemctl show --property MainPID --value haproxy)",
-        ],
-        text=True,
-    ).strip()
+def newest_balancer_worker(lb_host):
+    return lb_host.check_output(
+        "pgrep --newest --parent $(systemctl show --property MainPID --value haproxy)"
+    )
 
 
 def test_the_reload_a_cut_off_run_owed_is_made_by_the_next_run(lb):
     """haproxy.cfg newer than HAProxy's workers (a run died between writing it and the
     reload): the next run reloads, though it finds the file as it wants it; the run after
     that changes nothing."""
-    worker = newest_balancer_worker()
+    worker = newest_balancer_worker(lb)
     host_exec("lb", "touch /etc/haproxy/haproxy.cfg")
     rc, output = converge("--limit", "lb", "-e", changes())
     assert rc == 0, output[-3000:]
     assert recap(output)["lb"]["changed"] > 0, recap(output)
-    assert newest_balancer_worker() != worker
+    assert newest_balancer_worker(lb) != worker
     rc, output = converge("--limit", "lb", "-e", changes())
     assert rc == 0, output[-3000:]
     assert recap(output)["lb"]["changed"] == 0, recap(output)
