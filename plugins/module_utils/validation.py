@@ -353,6 +353,7 @@ CHECKS = {
     "dns_names": (dns_names, True),
     "email": (email, True),
     "ip_address": (ip_address, True),
+    "ip_addresses": (_each(ip_address), True),
     "loopback": (loopback, True),
     "duration": (duration, True),
     "secret": (secret, False),

@@ -90,3 +90,61 @@ def test_compose_runs_each_line_with_its_config_path(tmp_path, image, config_dir
     assert service["command"] == ["serve", config_dir + "/config.yml"]
     assert service.get("environment") == environment
     assert any(volume.endswith(":%s:ro" % config_dir) for volume in service["volumes"])
+
+
+@pytest.mark.parametrize(
+    ("image", "address_key", "address"),
+    [("registry:3.1.1", "addrs", ["cache:6380"]), ("registry:2.8.3", "addr", "cache:6380")],
+)
+def test_a_redis_host_makes_the_shared_cache_in_each_lines_grammar(
+    config, image, address_key, address
+):
+    redis = {"registry_server_redis_host": "cache", "registry_server_redis_port": 6380}
+    main = config("main", registry_server_image=image, **redis)
+    assert main["storage"]["cache"]["blobdescriptor"] == "redis"
+    assert main["redis"][address_key] == address
+    assert "password" not in main["redis"]  # from registry.env
+    # The read-only twin shares the cache; the probe needs none.
+    assert config("readonly", registry_server_image=image, **redis)["redis"] == main["redis"]
+    probe = config("probe", registry_server_image=image, **redis)
+    assert "redis" not in probe
+    assert probe["storage"]["cache"]["blobdescriptor"] == "inmemory"
+
+
+def test_without_a_redis_host_the_cache_stays_in_memory(config):
+    main = config("main")
+    assert main["storage"]["cache"]["blobdescriptor"] == "inmemory"
+    assert "redis" not in main
+
+
+def test_registry_env_values_are_yaml_strings_the_registry_reads_back_exactly(tmp_path):
+    """The registry parses each environment override as YAML: ' #' would start a comment,
+    a leading quote or * would mean something. Each value is a double-quoted string."""
+    awkward = "Cache $pw \"q\" \\ 'x' #ünï *&!: 0123"
+    settings = dict(
+        S3,
+        _registry_server_http_secret="*starts-with-a-star #and-a-comment",
+        registry_server_storage_s3_accesskey="'quoted' key",
+        registry_server_storage_s3_secretkey=awkward,
+        registry_server_redis_host="cache",
+        registry_server_redis_password=awkward,
+    )
+    dest = render_template(ROLE, "registry.env.j2", tmp_path / "registry.env", settings)
+    read = {}
+    for line in dest.read_text().splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.split("=", 1)
+        # compose's reading of the two quotings compose_env_file writes.
+        if value.startswith("'"):
+            value = value[1:-1]
+        else:
+            value = value[1:-1].replace("$$", "$")
+            value = value.replace('\\"', '"').replace("\\\\", "\\")
+        read[name] = yaml.safe_load(value)
+    assert read == {
+        "REGISTRY_HTTP_SECRET": "*starts-with-a-star #and-a-comment",
+        "REGISTRY_STORAGE_S3_ACCESSKEY": "'quoted' key",
+        "REGISTRY_STORAGE_S3_SECRETKEY": awkward,
+        "REGISTRY_REDIS_PASSWORD": awkward,
+    }

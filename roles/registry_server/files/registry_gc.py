@@ -6,7 +6,9 @@ garbage-collect is stop-the-world: it must never run against a registry that acc
 pushes. This switches the registry to read-only (storage.maintenance.readonly, by
 recreating the container with config-readonly.yml), collects, and switches back; the
 restart that switching back implies also drops the in-memory blob descriptor cache, so
-no stale "layer already exists" survives.
+no stale "layer already exists" survives. A Redis cache (gc.json "redis") outlives that
+restart, so a collection that swept empties its database while the registry is still
+read-only.
 
   registry-gc run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
   registry-gc freeze | collect [--dry-run] [--delete-untagged] | thaw | status
@@ -36,6 +38,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -294,6 +297,64 @@ def garbage_collect(dry_run, delete_untagged):
     }
 
 
+def container_env(name):
+    """A variable of the registry container's environment (the role's registry.env)."""
+    result = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", CONFIG["container"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    prefix = name + "="
+    for entry in json.loads(result.stdout) or []:
+        if entry.startswith(prefix):
+            # The role writes each value as a YAML double-quoted (JSON) string.
+            value = entry[len(prefix) :]
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+    return None
+
+
+def redis_command(connection, reader, *args):
+    """One command in Redis's protocol (RESP); the reply line, or GCError for an error."""
+    encoded = [arg.encode() for arg in args]
+    request = b"*%d\r\n" % len(encoded)
+    request += b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded)
+    connection.sendall(request)
+    reply = reader.readline().decode(errors="replace").strip()
+    if not reply.startswith("+"):
+        # The command's name only: AUTH's argument is the password.
+        raise GCError("Redis refused %s: %s" % (args[0], reply or "no answer"))
+    return reply
+
+
+def flush_cache():
+    """Empty the Redis cache's database; None when the registry has no Redis cache.
+
+    Its descriptors of swept blobs would otherwise answer "exists" for blobs that are gone,
+    and a client would skip the upload of a layer the registry no longer has."""
+    redis = CONFIG.get("redis")
+    if not redis:
+        return None
+    password = container_env("REGISTRY_REDIS_PASSWORD")
+    try:
+        with socket.create_connection((redis["host"], redis["port"]), timeout=10) as connection:
+            reader = connection.makefile("rb")
+            if password:
+                redis_command(connection, reader, "AUTH", password)
+            redis_command(connection, reader, "SELECT", str(redis["db"]))
+            redis_command(connection, reader, "FLUSHDB")
+    except (OSError, GCError) as exc:
+        raise GCError(
+            "the sweep is done, but the Redis cache at %s:%s could not be emptied (%s): "
+            "run FLUSHDB on its database %s before pushing again"
+            % (redis["host"], redis["port"], exc, redis["db"])
+        ) from exc
+    return True
+
+
 def still_frozen(container_id, after):
     """The registry has stayed the same read-only container since the collection began."""
     if container_state() != (container_id, True):
@@ -320,6 +381,7 @@ def collect(dry_run, delete_untagged, report_preview=False):
     else:
         report = garbage_collect(False, delete_untagged)
         still_frozen(container_id, "during the sweep")
+        report["cache_emptied"] = flush_cache()
     report.update(
         delete_untagged=delete_untagged,
         storage_driver=CONFIG["storage_driver"],

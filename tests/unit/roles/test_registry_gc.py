@@ -260,3 +260,66 @@ def test_a_collection_under_a_lease_keeps_the_lease(monkeypatch, capsys, replica
     assert report["read_only"] is True
     # The play gives it back (unlock) once every replica is thawed.
     assert registry_gc.status_of_lock()["holder"] == "gc-0123456789"
+
+
+class _RedisListener:
+    """A listening socket that answers each RESP command with the next scripted reply and
+    records the commands, as a Redis server would see them."""
+
+    def __init__(self, replies):
+        import socket
+        import threading
+
+        self.replies = list(replies)
+        self.commands = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        connection, _ = self.server.accept()
+        reader = connection.makefile("rb")
+        with connection:
+            while self.replies:
+                header = reader.readline()
+                if not header:
+                    return
+                args = []
+                for _ in range(int(header[1:])):
+                    length = int(reader.readline()[1:])
+                    args.append(reader.read(length + 2)[:-2].decode())
+                self.commands.append(args)
+                connection.sendall(self.replies.pop(0))
+
+
+def _redis_config(monkeypatch, listener, password):
+    monkeypatch.setattr(
+        registry_gc,
+        "CONFIG",
+        {"container": "registry", "redis": {"host": "127.0.0.1", "port": listener.port, "db": 3}},
+    )
+    monkeypatch.setattr(registry_gc, "container_env", lambda name: password)
+
+
+def test_a_sweep_empties_the_redis_cache_database(monkeypatch):
+    listener = _RedisListener([b"+OK\r\n", b"+OK\r\n", b"+OK\r\n"])
+    _redis_config(monkeypatch, listener, "pw with spaces $x")
+    assert registry_gc.flush_cache() is True
+    listener.thread.join(5)
+    assert listener.commands == [["AUTH", "pw with spaces $x"], ["SELECT", "3"], ["FLUSHDB"]]
+
+
+def test_a_refused_flush_fails_without_showing_the_password(monkeypatch):
+    listener = _RedisListener([b"-WRONGPASS invalid username-password pair\r\n"])
+    _redis_config(monkeypatch, listener, "the-secret-password")
+    with pytest.raises(registry_gc.GCError) as refused:
+        registry_gc.flush_cache()
+    assert "WRONGPASS" in str(refused.value)
+    assert "FLUSHDB on its database 3" in str(refused.value)
+    assert "the-secret-password" not in str(refused.value)
+
+
+def test_no_redis_cache_means_nothing_to_empty(monkeypatch):
+    monkeypatch.setattr(registry_gc, "CONFIG", {"container": "registry"})
+    assert registry_gc.flush_cache() is None

@@ -115,10 +115,13 @@ def test_config_names_exactly_one_storage_driver(server):
     # Secrets live in the environment file, so config.yml diffs never show them.
     assert "secret" not in config["http"]
     env = server.file("/opt/registry/security/registry.env").content_string
-    secret = re.search(r"^REGISTRY_HTTP_SECRET='(\S+)'$", env, re.MULTILINE).group(1)
+    quoted = re.search(r"^REGISTRY_HTTP_SECRET='(\S+)'$", env, re.MULTILINE).group(1)
+    # The registry parses the value as YAML: it is a double-quoted string.
+    secret = yaml.safe_load(quoted)
+    assert quoted.startswith('"')
     assert len(secret) >= 32
     running = server.check_output("docker inspect -f '{{json .Config.Env}}' registry")
-    assert "REGISTRY_HTTP_SECRET=" + secret in json.loads(running)
+    assert "REGISTRY_HTTP_SECRET=" + quoted in json.loads(running)
 
 
 def test_the_ca_may_only_vouch_for_the_registry_names(server):
@@ -162,7 +165,10 @@ AWKWARD_PASSWORD = "pa$$ #1 'single' \"double\" ünïcødé $HOME"
 def secret_values(server):
     """Every secret the registry host holds that a log could leak."""
     env = server.file("/opt/registry/security/registry.env").content_string
-    secrets = re.findall(r"^REGISTRY_[A-Z_]+='(.+)'$", env, re.MULTILINE)
+    secrets = [
+        yaml.safe_load(value)
+        for value in re.findall(r"^REGISTRY_[A-Z_]+='(.+)'$", env, re.MULTILINE)
+    ]
     hashes = [
         line.split(":", 1)[1]
         for line in server.file("/opt/registry/security/htpasswd").content_string.splitlines()

@@ -333,6 +333,18 @@ CASES = [
         "registry_server_storage_s3_region",
     ),
     (
+        "redis-cache-without-redis",
+        "server",
+        {"registry_server_storage_cache_blobdescriptor": "redis"},
+        "registry_server_redis_host ('') is empty",
+    ),
+    (
+        "redis-db-out-of-range",
+        "server",
+        {"registry_server_redis_host": "cache.example.test", "registry_server_redis_db": 16},
+        "registry_server_redis_db (16) is outside 0-15",
+    ),
+    (
         "s3-chunk-too-small",
         "server",
         dict(S3, registry_server_storage_s3_chunksize=1024),

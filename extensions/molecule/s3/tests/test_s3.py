@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from registry_helpers import (
     SERVER_STATE,
     container_name,
@@ -197,13 +198,20 @@ def test_pushes_are_refused_while_frozen_and_accepted_after(server, client_a, re
     client_a.check_output("docker push %s", reference)
 
 
+def running_env(server):
+    """The registry container's REGISTRY_* variables as the registry reads them (YAML)."""
+    env = json.loads(server.check_output("docker inspect -f '{{json .Config.Env}}' registry"))
+    pairs = (entry.split("=", 1) for entry in env if entry.startswith("REGISTRY_"))
+    return {name: yaml.safe_load(value) for name, value in pairs}
+
+
 def test_awkward_secrets_reach_the_registry_literally(server, inventory):
-    """$, #, quotes, spaces and non-ASCII in the S3 secret: the running registry has exactly
-    the inventory's value (compose read it literally), and it works (every test above)."""
+    """$, #, quotes, spaces and non-ASCII in the S3 secret: the running registry reads exactly
+    the inventory's value (compose passes it literally, the registry parses it as YAML), and
+    it works (every test above)."""
     secret = inventory.get_variables("registry")["s3_secret_key"]
     assert {"$", "#", "'", '"', " ", "ü"} <= set(secret)
-    env = json.loads(server.check_output("docker inspect -f '{{json .Config.Env}}' registry"))
-    assert "REGISTRY_STORAGE_S3_SECRETKEY=" + secret in env
+    assert running_env(server)["REGISTRY_STORAGE_S3_SECRETKEY"] == secret
 
 
 def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
@@ -219,8 +227,7 @@ def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
     rc, output = converge("-vvv", "--diff", "-e", json.dumps(new_keys))
     assert rc == 0, output[-3000:]
     assert recap(output)["registry"]["changed"] > 0
-    env = json.loads(server.check_output("docker inspect -f '{{json .Config.Env}}' registry"))
-    assert "REGISTRY_STORAGE_S3_SECRETKEY=" + variables["s3_second_secret_key"] in env
+    assert running_env(server)["REGISTRY_STORAGE_S3_SECRETKEY"] == variables["s3_second_secret_key"]
     pushed = push_unique_image(client_a, registry + "/s3/after-key-change")
     pull_and_check_digest(client_b, pushed)
     http_secret = server.file("/opt/registry/security/http_secret").content_string.strip()
