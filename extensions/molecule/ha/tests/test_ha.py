@@ -116,12 +116,12 @@ def wait_full_service(lb_host, client_host, started, restarted=None, limit=180):
     raise AssertionError("no full service %d s after the fault: %s" % (limit, states))
 
 
-def start_load(max_seconds=300):
+def start_load(max_seconds=300, address=LB):
     subprocess.run(
         ["docker", "exec", container_name("client-a"), "rm", "-f", STOP_FILE], check=True
     )
     command = "python3 /root/load_loop.py https://%s %s pusher molecule-pusher-pw %s %d" % (
-        LB,
+        address,
         CA,
         STOP_FILE,
         max_seconds,
@@ -275,18 +275,29 @@ def test_the_load_goes_on_through_a_replica_fault(client, lb, fault):
     assert report["pushes_failed"] == 0, report["errors"]
 
 
-def test_the_load_fails_clearly_while_the_store_is_gone_and_recovers(client, lb):
+def storage_unit_stopped_under_load(client, lb, unit, while_gone, settle=0):
+    """Stop a unit of the storage host under load, run while_gone(), start the unit again,
+    and wait for full service (then settle seconds more). The load's report, the seconds
+    until full service, and what while_gone() returned."""
     load = start_load()
     time.sleep(6)
-    host_exec("storage", "systemctl stop seaweedfs")
-    time.sleep(15)
-    host_exec("storage", "systemctl start seaweedfs")
+    host_exec("storage", "systemctl stop " + unit)
+    result = while_gone()
+    host_exec("storage", "systemctl start " + unit)
     started = time.monotonic()
     seconds = None
     try:
         seconds = wait_full_service(lb, client, started)
+        time.sleep(settle)
     finally:
         report = stop_load(load)
+    return report, seconds, result
+
+
+def test_the_load_fails_clearly_while_the_store_is_gone_and_recovers(client, lb):
+    report, seconds, _ = storage_unit_stopped_under_load(
+        client, lb, "seaweedfs", lambda: time.sleep(15)
+    )
     record("store_stopped_15s", report, seconds)
     # While the store was gone, requests failed with an answer, not a hang or a bad byte.
     assert all("came back" not in error for error in report["errors"]), report["errors"]
@@ -356,6 +367,111 @@ def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas
     assert report["pulls_failed"] == 0, report["errors"]
 
 
+VIP_NAME = "registry-vip"
+
+
+def virtual_ip():
+    """molecule.yml's registry_lb_virtual_ip: .250 of the scenario's network."""
+    network = json.loads(
+        subprocess.check_output(["docker", "network", "inspect", "privreg-mol-ha"], text=True)
+    )
+    return network[0]["IPAM"]["Config"][0]["Gateway"].rsplit(".", 1)[0] + ".250"
+
+
+def virtual_ip_holders(address):
+    holders = []
+    for balancer in ("lb", "lb-2"):
+        addresses = subprocess.run(
+            ["docker", "exec", container_name(balancer), "ip", "-o", "-4", "addr", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if " %s/" % address in addresses:
+            holders.append(balancer)
+    return holders
+
+
+def test_the_virtual_ip_moves_when_its_balancer_fails(client):
+    address = virtual_ip()
+    holders = virtual_ip_holders(address)
+    assert len(holders) == 1, holders
+    holder = holders[0]
+    other = "lb-2" if holder == "lb" else "lb"
+    # Clients know the shared address by a name of its own (on the balancers' certificate).
+    host_exec(
+        "client-a",
+        "grep -q ' %s$' /etc/hosts || echo '%s %s' >> /etc/hosts" % (VIP_NAME, address, VIP_NAME),
+    )
+    vip_url = "https://%s:5000/v2/" % VIP_NAME
+    assert http(client, vip_url)["status"] == 401
+    load = start_load(address=VIP_NAME + ":5000")
+    time.sleep(6)
+    host_exec(holder, "systemctl stop haproxy")
+    started = time.monotonic()
+    seconds = None
+    try:
+        while time.monotonic() - started < 60:
+            if virtual_ip_holders(address) == [other] and http(client, vip_url)["status"] == 401:
+                seconds = time.monotonic() - started
+                break
+            time.sleep(0.2)
+        time.sleep(6)
+    finally:
+        report = stop_load(load)
+        host_exec(holder, "systemctl start haproxy")
+    record("balancer_holding_the_virtual_ip_failed", report, seconds)
+    assert seconds is not None, "the address did not move to %s" % other
+    assert report["pushes"] > 3, report
+    assert report["pushes_failed"] == 0, report["errors"]
+    # The balancer came back, and the address stays where it is (no second move).
+    time.sleep(4)
+    assert virtual_ip_holders(address) == [other]
+
+
+# molecule.yml's registry_cache_password, after molecule's $$ -> $.
+REDIS_PASSWORD = "Cache $pw \"q\" \\ 'x' #ünï-0123456789"
+
+
+def redis_cli(*args):
+    """redis-cli on the cache host, with the replicas' password."""
+    return subprocess.check_output(
+        ["docker", "exec", "-e", "REDISCLI_AUTH=" + REDIS_PASSWORD, container_name("storage")]
+        + ["redis-cli", "--no-auth-warning", *args],
+        text=True,
+    ).strip()
+
+
+def cached(blob):
+    """The cache's keys that name this blob digest."""
+    return redis_cli("--scan", "--pattern", "*" + blob.split(":", 1)[1] + "*").split()
+
+
+def test_the_load_goes_on_while_the_cache_is_gone(client, lb):
+    # The replicas use the shared cache: what the load loops pushed has descriptors there.
+    assert cached(PUSHED[-1]["blobs"][0]), redis_cli("DBSIZE")
+
+    def while_gone():
+        time.sleep(5)
+        # Deletes clear the cache first: without it they are refused (500), nothing deleted.
+        refused = for_each_image(client, "delete", PUSHED[:1])
+        time.sleep(10)
+        return refused
+
+    # settle: pushes that fill the emptied cache again.
+    report, seconds, refused_delete = storage_unit_stopped_under_load(
+        client, lb, "redis-server", while_gone, settle=6
+    )
+    record("cache_stopped_15s", report, seconds)
+    assert len(refused_delete) == 1, refused_delete
+    assert "DELETE manifest: 500" in refused_delete[0], refused_delete
+    assert for_each_image(client, "check", PUSHED[:1]) == []
+    assert report["pushes"] > 3, report
+    assert report["pulls_failed"] == 0, report["errors"]
+    assert report["pushes_failed"] == 0, report["errors"]
+    assert cached(PUSHED[-1]["blobs"][0]), redis_cli("DBSIZE")
+
+
 def for_each_image(client, action, images):
     """load_loop.py's check, delete or gone on the client for images; the failures."""
     put_file("/root/images.json", json.dumps(images).encode())
@@ -382,7 +498,11 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
     """gc.yml while the load loop runs; a second gc.yml is refused and a converge waits."""
     doomed = PUSHED[:10]
     del PUSHED[:10]
+    # Pulled first, so the shared cache (emptied when Redis restarted) holds descriptors of
+    # the blobs about to be swept: left there, they would say "exists" for blobs that are gone.
+    assert for_each_image(client, "check", doomed) == []
     assert for_each_image(client, "delete", doomed) == []
+    assert all(cached(blob) for image in doomed for blob in image["blobs"])
     load = start_load()
     time.sleep(6)
     started = time.monotonic()
@@ -412,6 +532,7 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
     assert freed, gc_output[-3000:]
     assert int(freed.group(1)) >= 2 * len(doomed)
     assert for_each_image(client, "gone", doomed) == []
+    assert [blob for image in doomed for blob in image["blobs"] if cached(blob)] == []
     RESULTS["gc_under_load_with_a_second_gc_and_a_converge"].update(
         blobs_freed=int(freed.group(1)),
         bytes_of_the_deleted_images=sum(sum(image["sizes"]) for image in doomed),
