@@ -278,7 +278,7 @@ class _RedisListener:
         self.thread.start()
 
     def _serve(self):
-        connection, _ = self.server.accept()
+        connection = self.server.accept()[0]
         reader = connection.makefile("rb")
         with connection:
             while self.replies:
@@ -286,7 +286,7 @@ class _RedisListener:
                 if not header:
                     return
                 args = []
-                for _ in range(int(header[1:])):
+                while len(args) < int(header[1:]):
                     length = int(reader.readline()[1:])
                     args.append(reader.read(length + 2)[:-2].decode())
                 self.commands.append(args)
