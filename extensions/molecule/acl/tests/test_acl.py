@@ -357,10 +357,18 @@ def _bundle_subjects(server):
     ).splitlines()
 
 
+def _token_service_pid(server):
+    return server.check_output("systemctl show --property MainPID --value registry-token")
+
+
 def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
-    """Last: it leaves the registry on key 2 and converges with that name."""
+    """Last: it leaves the registry on key 2 and converges with that name. The same
+    converge changes the token service's command line (its thread count), which restarts
+    it, with SYNs held: no token request may fail either."""
     old_key, old_x5c = signing
     assert len(_bundle_subjects(server)) == 1
+    token_service_pid = _token_service_pid(server)
+    changes = "registry_server_token_signing_key_id=2 registry_server_token_threads=9"
     path = "/v2/alice/app/manifests/%s" % STATE["alice"]["digest"]
     with pull_load(
         "client-a",
@@ -372,7 +380,7 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
         realm=REALM + "?service=" + SERVICE,
     ) as load:
         time.sleep(3)
-        rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
+        rc, out = converge("--limit", "registry", "-e", changes)
         rotated_at = time.monotonic()
         assert rc == 0, out[-3000:]
         # Both keys trusted; the new one signs; a token of the old key is still good.
@@ -386,12 +394,14 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
         assert with_token(client, before, path)["status"] == 200
         time.sleep(3)
     STATE["rotation"] = {k: load[k] for k in ("requests", "failed", "failures", "signers")}
+    assert "Restart the token service for its changed unit" in out
+    assert _token_service_pid(server) != token_service_pid
     assert load["failed"] == 0, load
     assert load["requests"] >= 20, load
     assert load["signers"] == 2, load  # the loop saw tokens of both keys
     # The old key leaves at the first converge after its tokens can no longer be valid.
     time.sleep(max(0.0, 125 - (time.monotonic() - rotated_at)))
-    rc, out = converge("--limit", "registry", "-e", "registry_server_token_signing_key_id=2")
+    rc, out = converge("--limit", "registry", "-e", changes)
     assert rc == 0, out[-3000:]
     assert len(_bundle_subjects(server)) == 1
     assert not server.file("/opt/registry/token/keys/1.key").exists

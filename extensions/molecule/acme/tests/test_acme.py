@@ -74,8 +74,8 @@ def handshake(client, port=5000):
 
 
 def token_service_serves(client, serial, timeout=20):
-    """True once the token service (port 5443) serves the certificate with this serial: it
-    takes a renewed certificate with a reload, whose new workers start in the background."""
+    """True once the token service (port 5443) serves the certificate with this serial: the
+    deploy hook gives it the renewed file, which it checks for every new connection."""
     deadline = time.monotonic() + timeout
     while handshake(client, TOKEN_PORT)["serial"] != serial:
         if time.monotonic() > deadline:
