@@ -7,28 +7,18 @@ Molecule scenario s3 runs the same code against a real registry).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from ansible_collections.privreg.registry.tests.unit.roles.role_files import ROOT, load_role_file
+
 GC_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_gc.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("registry_gc_under_test", GC_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-registry_gc = _load()
+registry_gc = load_role_file("registry_server", "registry_gc")
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ Real keys, a real bcrypt htpasswd file and PyJWT to read what it answers.
 from __future__ import annotations
 
 import base64
-import datetime
 import http.server
 import importlib.util
 import io
@@ -22,12 +21,15 @@ import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from passlib.apache import HtpasswdFile
 from passlib.hash import bcrypt
 
 from ansible_collections.privreg.registry.plugins.module_utils import token_acl
+from ansible_collections.privreg.registry.tests.unit.roles.role_files import (
+    cert_pem,
+    key_pem,
+    self_signed,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICE_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_token.py"
@@ -47,27 +49,9 @@ registry_token = _load_service_module()
 
 def _signer(tmp_path, name):
     """A signing key and its self-signed certificate, written as NAME.key and NAME.crt."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test signer " + name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / (name + ".key")).write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (tmp_path / (name + ".crt")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key, cert = self_signed("test signer " + name)
+    (tmp_path / (name + ".key")).write_bytes(key_pem(key))
+    (tmp_path / (name + ".crt")).write_bytes(cert_pem(cert))
     return key, cert
 
 

@@ -7,53 +7,27 @@ could not be built, with a control that loads by path as gunicorn's default does
 
 from __future__ import annotations
 
-import datetime
-import importlib.util
 import os
 import socket
 import ssl
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-ROOT = Path(__file__).resolve().parents[3]
-HOOK_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_token_tls.py"
-
-
-def _load_hook_module():
-    spec = importlib.util.spec_from_file_location("registry_token_tls_under_test", HOOK_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from ansible_collections.privreg.registry.tests.unit.roles.role_files import (
+    cert_pem,
+    key_pem,
+    load_role_file,
+    self_signed,
+)
 
 
 def _key_and_chain(name):
     """PEM of a fresh key followed by its self-signed certificate, and the certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ) + cert.public_bytes(serialization.Encoding.PEM)
-    return pem, cert
+    key, cert = self_signed(name, days=1)
+    return key_pem(key) + cert_pem(cert), cert
 
 
 def _conf(path):
@@ -121,7 +95,7 @@ def _contexts_failed_while_replacing(tmp_path, build, seconds, until_failed=Fals
 
 
 def test_a_replaced_file_is_served_from_the_next_connection_on(tmp_path):
-    hook = _load_hook_module()
+    hook = load_role_file("registry_server", "registry_token_tls")
     path = tmp_path / "tls.pem"
     first_pem, first = _key_and_chain("first")
     _install(path, first_pem)
@@ -137,7 +111,7 @@ def test_a_replaced_file_is_served_from_the_next_connection_on(tmp_path):
 
 
 def test_no_context_mixes_two_files_while_they_are_replaced(tmp_path):
-    hook = _load_hook_module()
+    hook = load_role_file("registry_server", "registry_token_tls")
     built, failed = _contexts_failed_while_replacing(
         tmp_path, lambda path: hook.ssl_context(_conf(path), None), seconds=2
     )
