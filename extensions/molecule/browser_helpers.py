@@ -15,6 +15,8 @@ import pytest
 # Debian's Chromium, started the way this closed network needs it: no background
 # traffic, no first-run work.
 CHROMIUM = "/usr/bin/chromium"
+# The image of the container that only holds the browser's network namespace.
+BROWSER_NETWORK_IMAGE = "privreg-test/debian-base:trixie"
 CHROMIUM_FLAGS = [
     "--disable-gpu",
     "--disable-quic",
@@ -57,7 +59,40 @@ def playwright_driver():
 
 
 @pytest.fixture(scope="session")
-def launch_browser(playwright_driver, front_name, front_address, tmp_path_factory):
+def browser_executable(tmp_path_factory):
+    """Chromium in a network namespace of its own on the scenario's network.
+
+    Chromium ends requests with ERR_NETWORK_CHANGED when an address comes or goes on any
+    interface it sees, and on the CI machine the other lane's scenarios keep creating and
+    removing Docker networks. A container that only sleeps lends its namespace, in which
+    no interface changes; Playwright still talks to Chromium over pipes.
+    """
+    scenario = os.environ["MOLECULE_SCENARIO_NAME"]
+    name = "privreg-mol-%s-browser" % scenario
+    subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+    subprocess.run(
+        ["docker", "run", "--detach", "--name", name, "--network", "privreg-mol-" + scenario,
+         "--entrypoint", "sleep", BROWSER_NETWORK_IMAGE, "infinity"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    try:
+        pid = subprocess.check_output(
+            ["docker", "container", "inspect", "--format", "{{.State.Pid}}", name], text=True
+        ).strip()
+        wrapper = tmp_path_factory.mktemp("browser") / "chromium"
+        wrapper.write_text(
+            '#!/bin/sh\nexec nsenter --net=/proc/%s/ns/net %s "$@"\n' % (pid, CHROMIUM)
+        )
+        wrapper.chmod(0o755)
+        yield str(wrapper)
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def launch_browser(
+    playwright_driver, browser_executable, front_name, front_address, tmp_path_factory
+):
     """Start Chromium; trusted_ca=None gives one that trusts no lab CA."""
     launched = []
 
@@ -65,7 +100,7 @@ def launch_browser(playwright_driver, front_name, front_address, tmp_path_factor
         home = _browser_home(tmp_path_factory, trusted_ca)
         rules = "MAP %s %s, MAP * ~NOTFOUND" % (front_name, front_address)
         browser = playwright_driver.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=browser_executable,
             headless=True,
             args=CHROMIUM_FLAGS + ["--host-resolver-rules=" + rules],
             env=dict(os.environ, HOME=str(home)),

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Imported fixtures: pytest finds them here, nothing calls them by name.
 from browser_helpers import (  # noqa: E402, F401  # pylint: disable=unused-import
     browser,
+    browser_executable,
     lab_ca,
     launch_browser,
     page,
