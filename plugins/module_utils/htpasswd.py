@@ -43,6 +43,12 @@ def is_bcrypt(hashed):
     return bool(BCRYPT_RE.match(hashed or ""))
 
 
+def bcrypt_cost(hashed):
+    """The cost a bcrypt entry was hashed with, or None for any other entry."""
+    match = BCRYPT_RE.match(hashed or "")
+    return int(match.group(1)) if match else None
+
+
 def parse(text):
     """Return an ordered dict of user -> hash. Blank lines are dropped."""
     entries = {}
@@ -131,7 +137,8 @@ def plan(entries, users, exclusive, cost, hasher=hash_password, verifier=verify_
     """Work out the new entries.
 
     Returns (new_entries, added, updated, removed). An existing user is rehashed only when
-    its password no longer verifies or its entry is not bcrypt (the registry ignores those).
+    its password no longer verifies, its entry is not bcrypt (the registry ignores those) or
+    was hashed with another cost (the cost is what each of the registry's checks costs).
     """
     validate_users(users)
     new = dict(entries)
@@ -146,7 +153,7 @@ def plan(entries, users, exclusive, cost, hasher=hash_password, verifier=verify_
             continue
         wanted.add(name)
         current = new.get(name)
-        if current is not None and is_bcrypt(current) and verifier(user["password"], current):
+        if bcrypt_cost(current) == cost and verifier(user["password"], current):
             continue
         new[name] = hasher(user["password"], cost)
         (updated if current is not None else added).append(name)

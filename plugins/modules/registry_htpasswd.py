@@ -64,8 +64,10 @@ options:
     default: false
   cost:
     description:
-      - bcrypt cost for new hashes. The registry checks the hash on every request with
+      - bcrypt cost of the hashes. The registry checks the hash on every request with
         basic auth, so very high costs slow down pushes and pulls.
+      - A listed user whose entry has another cost is rehashed with this one; unlisted
+        users keep theirs (their passwords are not known here).
     type: int
     default: 10
 notes:

@@ -74,6 +74,28 @@ def test_changed_password_is_rehashed(htpasswd_module, path):
     assert htpasswd.verify_password("new one", new["alice"])
 
 
+def test_changed_cost_rehashes_every_listed_user(htpasswd_module, path):
+    # The cost is the price of each check (the registry runs one per request): an operator
+    # who changes it expects the change to reach the existing entries, not only new ones.
+    htpasswd_module([ALICE, BOB])
+    result = htpasswd_module([ALICE, BOB], cost=5)[1]
+    assert result["changed"]
+    assert result["updated"] == ["alice", "bob"]
+    found = entries(path)
+    for user in (ALICE, BOB):
+        assert found[user["name"]].startswith("$2y$05$")
+        assert htpasswd.verify_password(user["password"], found[user["name"]])
+    assert htpasswd_module([ALICE, BOB], cost=5)[1]["changed"] is False
+
+
+def test_unlisted_users_keep_their_cost(htpasswd_module, path):
+    # Their passwords are unknown here, so they cannot be rehashed.
+    htpasswd_module([ALICE, BOB])
+    result = htpasswd_module([ALICE], cost=5)[1]
+    assert result["updated"] == ["alice"]
+    assert entries(path)["bob"].startswith("$2y$04$")
+
+
 def test_absent_user_is_removed(htpasswd_module, path):
     htpasswd_module([ALICE, BOB])
     result = htpasswd_module([{"name": "bob", "state": "absent"}])[1]
