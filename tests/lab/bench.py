@@ -206,6 +206,89 @@ def data_path(size_mib, rounds):
     return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
 
 
+# --- docker push / pull (issue 14's own method) -----------------------------------------
+
+DOCKER_REFS = {"bare": "registry.lab:%d" % BARE_PORT, "deployment": "registry.lab:5000",
+               "front": "registry.lab"}  # fmt: skip
+
+# On a client: add or remove the bare registry in daemon.json's insecure-registries (the
+# role keeps registries it did not write; a file that held nothing else goes again) and
+# restart Docker only when the file changed.
+_PLAIN_HTTP = r"""
+import json, os, subprocess, sys
+state, registry = sys.argv[1:3]
+path = "/etc/docker/daemon.json"
+config = {}
+if os.path.exists(path):
+    with open(path) as f:
+        config = json.load(f)
+listed = config.get("insecure-registries", [])
+wanted = [r for r in listed if r != registry] + ([registry] if state == "present" else [])
+if wanted != listed:
+    config["insecure-registries"] = wanted
+    if not wanted:
+        del config["insecure-registries"]
+    if config:
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+    else:
+        os.remove(path)
+    subprocess.run(["systemctl", "restart", "docker"], check=True)
+"""
+
+# On a client: run one docker command and print its wall time (docker exec's own start-up
+# stays out of the figure).
+_TIMED = r"""
+import json, subprocess, sys, time
+started = time.monotonic()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(json.dumps({"seconds": time.monotonic() - started}))
+"""
+
+
+def timed(container, *command):
+    return json.loads(dexec(container, "python3", "-c", _TIMED, *command))["seconds"]
+
+
+def docker_path(size_mib, rounds):
+    """docker push of a one-layer image of size_mib random MiB from client1, docker pull on
+    client2, through each path; a new layer each time (32 fresh bytes beside the data), so
+    no push finds its layer already there and no pull its layer already local."""
+    image = start_bare_registry()
+    for client in (CLIENT1, CLIENT2):
+        dexec(client, "python3", "-c", _PLAIN_HTTP, "present", DOCKER_REFS["bare"])
+        dexec(client, "sh", "-c", 'printf %s "$1" | docker login -u "$2" --password-stdin '
+              'registry.lab >/dev/null', "-", PASSWORD, USER)  # fmt: skip
+    dexec(CLIENT1, "sh", "-c", "head -c %dM /dev/urandom >/var/tmp/bench.bin" % size_mib)
+    results = {name: {"push_s": [], "pull_s": []} for name in DOCKER_REFS}
+    try:
+        for number in range(rounds):
+            for name, registry in DOCKER_REFS.items():
+                ref = "%s/bench/docker:r%d" % (registry, number)
+                dexec(CLIENT1, "sh", "-c", "head -c 32 /dev/urandom >/var/tmp/bench.salt && "
+                      "tar -C /var/tmp -c bench.bin bench.salt | docker import - %s >/dev/null"
+                      % ref)  # fmt: skip
+                results[name]["push_s"].append(round(timed(CLIENT1, "docker", "push", ref), 3))
+                dexec(CLIENT1, "docker", "rmi", ref)
+                results[name]["pull_s"].append(round(timed(CLIENT2, "docker", "pull", ref), 3))
+                dexec(CLIENT2, "docker", "rmi", ref)
+    finally:
+        dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null; rm -rf /opt/bench-bare")
+        dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin", "/var/tmp/bench.salt")
+        for client in (CLIENT1, CLIENT2):
+            dexec(client, "python3", "-c", _PLAIN_HTTP, "absent", DOCKER_REFS["bare"])
+            dexec(client, "docker", "logout", "registry.lab")
+    bare = results["bare"]
+    for figures in results.values():
+        for what in ("push", "pull"):
+            figures["%s_median_s" % what] = median(figures["%s_s" % what])
+            # Speed relative to the bare registry: 1.0 is as fast, 0.5 half as fast.
+            figures["%s_vs_bare" % what] = round(
+                median(bare["%s_s" % what]) / figures["%s_median_s" % what], 3
+            )
+    return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
+
+
 # --- converge ---------------------------------------------------------------------------
 
 
@@ -382,9 +465,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--tags", type=int, default=200)
-    parser.add_argument(
-        "--only", nargs="*", default=["lab", "data_path", "converge", "onboarding", "ui"]
-    )
+    step_names = ["lab", "data_path", "docker_path", "converge", "onboarding", "ui"]
+    parser.add_argument("--only", nargs="*", default=step_names)
     parser.add_argument(
         "--out",
         default=str(Path(os.environ.get("PRIVREG_ARTIFACTS", ROOT / "artifacts")) / "bench"),
@@ -399,6 +481,7 @@ def main():
     steps = {
         "lab": fresh_lab,
         "data_path": lambda: data_path(args.size_mib, args.rounds),
+        "docker_path": lambda: docker_path(args.size_mib, args.rounds),
         "converge": lambda: converge(args.rounds),
         "onboarding": lambda: onboarding(args.clients),
         "ui": lambda: ui(args.tags, args.rounds),
