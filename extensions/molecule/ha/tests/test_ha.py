@@ -371,25 +371,17 @@ VIP_NAME = "registry-vip"
 
 
 def virtual_ip():
-    """molecule.yml's registry_lb_virtual_ip: .250 of the scenario's network."""
-    network = json.loads(
-        subprocess.check_output(["docker", "network", "inspect", "privreg-mol-ha"], text=True)
-    )
-    return network[0]["IPAM"]["Config"][0]["Gateway"].rsplit(".", 1)[0] + ".250"
+    """registry_lb_virtual_ip as the balancers' keepalived holds it (molecule.yml sets it)."""
+    conf = test_host("lb").file("/etc/keepalived/keepalived.conf").content_string
+    return re.search(r"virtual_ipaddress \{\s*([0-9.]+)/", conf).group(1)
 
 
 def virtual_ip_holders(address):
-    holders = []
-    for balancer in ("lb", "lb-2"):
-        addresses = subprocess.run(
-            ["docker", "exec", container_name(balancer), "ip", "-o", "-4", "addr", "show"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        if " %s/" % address in addresses:
-            holders.append(balancer)
-    return holders
+    return [
+        balancer
+        for balancer in ("lb", "lb-2")
+        if " %s/" % address in test_host(balancer).check_output("ip -o -4 addr show")
+    ]
 
 
 def test_the_virtual_ip_moves_when_its_balancer_fails(client):
