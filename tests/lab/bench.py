@@ -154,7 +154,7 @@ def fresh_lab():
 
 def start_bare_registry():
     image = dexec(SERVER, "docker", "inspect", "-f", "{{.Config.Image}}", "registry").strip()
-    dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null 2>&1; rm -rf /opt/bench-bare")
+    stop_bare_registry()  # one an interrupted run left behind
     dexec(
         SERVER,
         "docker", "run", "--detach", "--name", "bench-bare", "--publish", "%d:5000" % BARE_PORT,
@@ -171,6 +171,27 @@ def start_bare_registry():
     sys.exit("the bare registry did not answer")
 
 
+def stop_bare_registry():
+    dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null 2>&1; rm -rf /opt/bench-bare")
+
+
+def write_random_data(size_mib):
+    """size_mib random MiB in /var/tmp/bench.bin on client1, the data every step sends."""
+    dexec(CLIENT1, "sh", "-c", "head -c %dM /dev/urandom >/var/tmp/bench.bin" % size_mib)
+
+
+def add_medians_and_ratios(results, kinds):
+    """For each path and kind (upload, pull, ...): the median of its rounds and its speed
+    relative to the bare registry (1.0 is as fast, 0.5 half as fast)."""
+    bare = results["bare"]
+    for figures in results.values():
+        for kind in kinds:
+            figures["%s_median_s" % kind] = median(figures["%s_s" % kind])
+            figures["%s_vs_bare" % kind] = round(
+                median(bare["%s_s" % kind]) / figures["%s_median_s" % kind], 3
+            )
+
+
 def transfer(container, mode, endpoint, arg):
     user, password = ("", "") if endpoint == "bare" else (USER, PASSWORD)
     out = dexec(container, "python3", "-c", _TRANSFER, mode, ENDPOINTS[endpoint],
@@ -180,7 +201,7 @@ def transfer(container, mode, endpoint, arg):
 
 def data_path(size_mib, rounds):
     image = start_bare_registry()
-    dexec(CLIENT1, "sh", "-c", "head -c %dM /dev/urandom >/var/tmp/bench.bin" % size_mib)
+    write_random_data(size_mib)
     results = {name: {"upload_s": [], "download_s": []} for name in ENDPOINTS}
     try:
         for _round in range(rounds):
@@ -190,19 +211,12 @@ def data_path(size_mib, rounds):
                 results[name]["upload_s"].append(round(pushed["seconds"], 3))
                 results[name]["download_s"].append(round(pulled["seconds"], 3))
     finally:
-        dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null; rm -rf /opt/bench-bare")
+        stop_bare_registry()
         dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin")
-    bare = results["bare"]
+    add_medians_and_ratios(results, ("upload", "download"))
     for figures in results.values():
-        figures["upload_median_s"] = median(figures["upload_s"])
-        figures["download_median_s"] = median(figures["download_s"])
         figures["upload_mib_s"] = round(size_mib / figures["upload_median_s"], 1)
         figures["download_mib_s"] = round(size_mib / figures["download_median_s"], 1)
-        # Speed relative to the bare registry: 1.0 is as fast, 0.5 half as fast.
-        figures["upload_vs_bare"] = round(median(bare["upload_s"]) / figures["upload_median_s"], 3)
-        figures["download_vs_bare"] = round(
-            median(bare["download_s"]) / figures["download_median_s"], 3
-        )
     return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
 
 
@@ -259,7 +273,7 @@ def docker_path(size_mib, rounds):
         dexec(client, "python3", "-c", _PLAIN_HTTP, "present", DOCKER_REFS["bare"])
         dexec(client, "sh", "-c", 'printf %s "$1" | docker login -u "$2" --password-stdin '
               'registry.lab >/dev/null', "-", PASSWORD, USER)  # fmt: skip
-    dexec(CLIENT1, "sh", "-c", "head -c %dM /dev/urandom >/var/tmp/bench.bin" % size_mib)
+    write_random_data(size_mib)
     results = {name: {"push_s": [], "pull_s": []} for name in DOCKER_REFS}
     try:
         for number in range(rounds):
@@ -273,19 +287,12 @@ def docker_path(size_mib, rounds):
                 results[name]["pull_s"].append(round(timed(CLIENT2, "docker", "pull", ref), 3))
                 dexec(CLIENT2, "docker", "rmi", ref)
     finally:
-        dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null; rm -rf /opt/bench-bare")
+        stop_bare_registry()
         dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin", "/var/tmp/bench.salt")
         for client in (CLIENT1, CLIENT2):
             dexec(client, "python3", "-c", _PLAIN_HTTP, "absent", DOCKER_REFS["bare"])
             dexec(client, "docker", "logout", "registry.lab")
-    bare = results["bare"]
-    for figures in results.values():
-        for what in ("push", "pull"):
-            figures["%s_median_s" % what] = median(figures["%s_s" % what])
-            # Speed relative to the bare registry: 1.0 is as fast, 0.5 half as fast.
-            figures["%s_vs_bare" % what] = round(
-                median(bare["%s_s" % what]) / figures["%s_median_s" % what], 3
-            )
+    add_medians_and_ratios(results, ("push", "pull"))
     return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
 
 
