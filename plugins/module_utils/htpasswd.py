@@ -39,14 +39,14 @@ class HtpasswdError(ValueError):
     """Input the module refuses: the message names the field and the fix."""
 
 
-def is_bcrypt(hashed):
-    return bool(BCRYPT_RE.match(hashed or ""))
-
-
 def bcrypt_cost(hashed):
     """The cost a bcrypt entry was hashed with, or None for any other entry."""
     match = BCRYPT_RE.match(hashed or "")
     return int(match.group(1)) if match else None
+
+
+def is_bcrypt(hashed):
+    return bcrypt_cost(hashed) is not None
 
 
 def parse(text):
