@@ -156,6 +156,15 @@ def _is_network(value):
         return False
 
 
+def url_host(address):
+    """An address as the host part before ":port": an IPv6 address in brackets."""
+    address = str(address)
+    try:
+        return "[%s]" % address if ipaddress.ip_address(address).version == 6 else address
+    except ValueError:
+        return address  # a host name or an IPv4 address
+
+
 def registry_user_problems(users, variable="registry_server_users"):
     """Sentences naming each user entry the registry could not use (never a password)."""
     if not isinstance(users, list):
@@ -187,5 +196,6 @@ class FilterModule:
             "setting_problems": setting_problems,
             "storage_parameters": storage_parameters,
             "storage_secret_env": storage_secret_env,
+            "url_host": url_host,
             "user_problems": registry_user_problems,
         }

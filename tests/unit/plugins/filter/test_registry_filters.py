@@ -278,3 +278,17 @@ def test_host_ipv4_networks():
         "docker0": {"ipv4": {"address": "172.17.0.1", "netmask": "255.255.0.0"}},
     }
     assert filters.host_ipv4_networks(facts, r"^(lo|docker\d+)$") == ["10.0.0.0/24"]
+
+
+@pytest.mark.parametrize(
+    "address, host",
+    [
+        ("::", "[::]"),
+        ("fd00::5", "[fd00::5]"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("registry.example.com", "registry.example.com"),
+    ],
+)
+def test_url_host_brackets_ipv6_addresses_only(address, host):
+    assert filters.url_host(address) == host
