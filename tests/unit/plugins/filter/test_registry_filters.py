@@ -281,7 +281,7 @@ def test_host_ipv4_networks():
 
 
 @pytest.mark.parametrize(
-    "address, host",
+    ("address", "host"),
     [
         ("::", "[::]"),
         ("fd00::5", "[fd00::5]"),
