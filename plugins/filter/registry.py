@@ -67,7 +67,7 @@ def compose_env_file(env):
     compose expands `$` and strips ` #...` from unquoted values; single-quoted values are
     taken literally, so that is how every value is written. A value with a `'` is written
     double-quoted, with `\\`, `"` and `$` escaped. Line breaks cannot be carried at all:
-    preflight refuses them (the `secret` kind of setting_problems)."""
+    preflight refuses them (the `secret` kind of check_settings)."""
     lines = []
     for name, value in sorted((env or {}).items()):
         if validation.identifier(name):
@@ -172,14 +172,6 @@ def registry_user_problems(users, variable="registry_server_users"):
     return user_problems(users, where=variable)
 
 
-def setting_problems(checks):
-    """One sentence per setting outside its grammar or range (see module_utils/validation)."""
-    try:
-        return validation.setting_problems(checks)
-    except (KeyError, ValueError) as exc:
-        raise AnsibleFilterError("setting_problems: %s" % exc) from exc
-
-
 def registry_acl_problems(rules, groups):
     """The problems of token access rules and groups (module_utils.token_acl)."""
     return acl_problems(rules, groups)
@@ -193,7 +185,6 @@ class FilterModule:
             "host_ipv4_addresses": host_ipv4_addresses,
             "host_ipv4_networks": host_ipv4_networks,
             "name_constraints": name_constraints,
-            "setting_problems": setting_problems,
             "storage_parameters": storage_parameters,
             "storage_secret_env": storage_secret_env,
             "url_host": url_host,

@@ -13,6 +13,7 @@ import re
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     atomic_write,
     ensure_attributes,
@@ -20,14 +21,13 @@ from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
 )
 from ansible_collections.privreg.registry.plugins.module_utils.validation import text_line
 
+PASSLIB = Dependency(
+    "passlib and bcrypt", "Debian: python3-passlib, python3-bcrypt; pip: libpass, bcrypt"
+)
 try:
     from passlib.hash import bcrypt as _bcrypt
-
-    HAS_PASSLIB = True
-    PASSLIB_IMPORT_ERROR = None
-except ImportError as exc:  # reported by the module with missing_required_lib
-    HAS_PASSLIB = False
-    PASSLIB_IMPORT_ERROR = exc
+except ImportError as exc:  # reported by the module (PASSLIB.require)
+    PASSLIB.missing(exc)
 
 BCRYPT_RE = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 # Apache's htpasswd -B writes $2y$; the registry (Go's bcrypt) accepts it.

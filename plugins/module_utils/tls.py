@@ -13,18 +13,17 @@ import datetime
 import ipaddress
 import re
 
+from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
+
+CRYPTOGRAPHY = Dependency("cryptography", "Debian: python3-cryptography")
 try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as exc:  # reported by the module with missing_required_lib
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = exc
+except ImportError as exc:  # reported by the module (CRYPTOGRAPHY.require)
+    CRYPTOGRAPHY.missing(exc)
 
 # Why a certificate gets (re)issued; the module returns these so an operator can see it.
 MISSING = "missing"

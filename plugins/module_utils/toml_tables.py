@@ -15,6 +15,7 @@ import os
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     atomic_write,
     ensure_attributes,
@@ -22,14 +23,11 @@ from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     read_bytes,
 )
 
+TOMLKIT = Dependency("tomlkit", "Debian: python3-tomlkit")
 try:
     import tomlkit
-
-    HAS_TOMLKIT = True
-    TOMLKIT_IMPORT_ERROR = None
-except ImportError as exc:  # reported by the module with missing_required_lib
-    HAS_TOMLKIT = False
-    TOMLKIT_IMPORT_ERROR = exc
+except ImportError as exc:  # reported by the module (TOMLKIT.require)
+    TOMLKIT.missing(exc)
 
 NEW_FILE_MODE = 0o644
 MASK = "********"

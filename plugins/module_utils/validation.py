@@ -5,7 +5,7 @@
 
 Each check returns None when the value is fine, else the reason and the fix, as words to
 put after the variable's name. Pure functions: the roles' preflight calls them through the
-`setting_problems` filter, modules may call them directly.
+`check_settings` action, modules may call them directly.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ path:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import htpasswd
 
@@ -147,11 +147,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    if not htpasswd.HAS_PASSLIB:
-        module.fail_json(
-            msg=missing_required_lib("passlib (Debian: python3-passlib; pip: libpass) and bcrypt"),
-            exception=str(htpasswd.PASSLIB_IMPORT_ERROR),
-        )
+    htpasswd.PASSLIB.require(module)
     try:
         result = htpasswd.HtpasswdFile(module).run()
     except htpasswd.HtpasswdError as exc:

@@ -263,7 +263,7 @@ chain_length:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import tls
 from ansible_collections.privreg.registry.plugins.module_utils.certificates import RegistryTLS
@@ -310,11 +310,7 @@ def main():
         ],
         supports_check_mode=True,
     )
-    if not tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(
-            msg=missing_required_lib("cryptography (Debian: python3-cryptography)"),
-            exception=str(tls.CRYPTOGRAPHY_IMPORT_ERROR),
-        )
+    tls.CRYPTOGRAPHY.require(module)
     try:
         result = RegistryTLS(module).run()
     except tls.TLSMaterialError as exc:

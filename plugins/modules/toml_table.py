@@ -96,7 +96,7 @@ table:
   sample: '[plugins."io.containerd.grpc.v1.cri".registry]'
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import toml_tables
 
@@ -113,11 +113,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    if not toml_tables.HAS_TOMLKIT:
-        module.fail_json(
-            msg=missing_required_lib("tomlkit (Debian: python3-tomlkit)"),
-            exception=str(toml_tables.TOMLKIT_IMPORT_ERROR),
-        )
+    toml_tables.TOMLKIT.require(module)
     try:
         result = toml_tables.TomlTable(module).run()
     except toml_tables.TomlEditError as exc:

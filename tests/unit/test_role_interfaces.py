@@ -77,3 +77,38 @@ def test_internal_variables_start_with_underscore(role):
 def test_every_entry_point_has_its_tasks_file(role):
     for entry in entry_points(role):
         assert (role / "tasks" / ("%s.yml" % entry)).exists(), entry
+
+
+def settings_of(role):
+    path = role / "meta" / "settings.yml"
+    return load(path) if path.exists() else {}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_checked_setting_is_an_option_of_its_entry_point(role):
+    """meta/settings.yml sits beside argument_specs.yml: the same entry points, and only
+    their options (a renamed or removed variable cannot linger there unchecked)."""
+    from ansible_collections.privreg.registry.plugins.module_utils.validation import CHECKS
+
+    specs = entry_points(role)
+    for entry, settings in settings_of(role).items():
+        assert entry in specs, "%s: settings for an entry point that does not exist" % entry
+        options = specs[entry].get("options", {})
+        for name, setting in settings.items():
+            assert name in options, "%s.%s is checked but not an option of that entry point" % (
+                entry,
+                name,
+            )
+            kind = setting if isinstance(setting, str) else setting["kind"]
+            assert "{{" in kind or kind in CHECKS, "%s: unknown kind %s" % (name, kind)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_a_role_with_a_preflight_checks_its_settings(role):
+    """Every role whose tasks write settings has its grammar file, and its preflight runs
+    the shared check."""
+    preflight = role / "tasks" / "preflight.yml"
+    if not preflight.exists():
+        return
+    assert settings_of(role), "%s has a preflight but no meta/settings.yml" % role.name
+    assert "privreg.registry.check_settings" in preflight.read_text()

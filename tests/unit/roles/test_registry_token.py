@@ -1,4 +1,4 @@
-"""The token service (roles/registry_server/files/registry_token.py) as a WSGI app.
+"""The token service (roles/registry_token/files/registry_token.py) as a WSGI app.
 
 Real keys, a real bcrypt htpasswd file and PyJWT to read what it answers.
 """
@@ -32,7 +32,7 @@ from ansible_collections.privreg.registry.tests.unit.roles.role_files import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-SERVICE_FILE = ROOT / "roles" / "registry_server" / "files" / "registry_token.py"
+SERVICE_FILE = ROOT / "roles" / "registry_token" / "files" / "registry_token.py"
 
 
 def _load_service_module():

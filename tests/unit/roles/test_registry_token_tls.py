@@ -1,4 +1,4 @@
-"""The token service's TLS context (roles/registry_server/files/registry_token_tls.py).
+"""The token service's TLS context (roles/registry_token/files/registry_token_tls.py).
 
 A renewal replaces the key-and-chain file by a rename while gunicorn builds contexts for
 new connections. These tests replace it as fast as they can and count the contexts that
@@ -38,7 +38,7 @@ def _conf(path):
 
 
 def _install(path, pem):
-    """As token-install-tls does: a new file, then one rename."""
+    """As registryctl install-tls does: a new file, then one rename."""
     new = path.with_name(path.name + ".new")
     new.write_bytes(pem)
     os.replace(new, path)
@@ -95,7 +95,7 @@ def _contexts_failed_while_replacing(tmp_path, build, seconds, until_failed=Fals
 
 
 def test_a_replaced_file_is_served_from_the_next_connection_on(tmp_path):
-    hook = load_role_file("registry_server", "registry_token_tls")
+    hook = load_role_file("registry_token", "registry_token_tls")
     path = tmp_path / "tls.pem"
     first_pem, first = _key_and_chain("first")
     _install(path, first_pem)
@@ -111,7 +111,7 @@ def test_a_replaced_file_is_served_from_the_next_connection_on(tmp_path):
 
 
 def test_no_context_mixes_two_files_while_they_are_replaced(tmp_path):
-    hook = load_role_file("registry_server", "registry_token_tls")
+    hook = load_role_file("registry_token", "registry_token_tls")
     built, failed = _contexts_failed_while_replacing(
         tmp_path, lambda path: hook.ssl_context(_conf(path), None), seconds=2
     )

@@ -252,7 +252,7 @@ def test_rules_and_users_change_without_a_restart(server, client):
         {"group": "admins", "repository": "*", "actions": ["*"]},
         {"account": "*", "repository": "${account}/*", "actions": ["pull", "push"]},
     ]
-    extra = json.dumps({"registry_server_users": users, "registry_server_acl": rules})
+    extra = json.dumps({"registry_server_users": users, "registry_token_acl": rules})
     rc, out = converge("--limit", "registry", "-e", extra)
     assert rc == 0, out[-3000:]
     assert recap(out)["registry"]["changed"] == 2, out[-3000:]  # htpasswd and acl.json
@@ -267,10 +267,10 @@ def test_rules_and_users_change_without_a_restart(server, client):
 def test_a_rule_the_service_could_not_read_is_refused_and_changes_nothing(server):
     state = "sha256sum /opt/registry/token/*.json /opt/registry/config/config.yml"
     before = server.check_output(state)
-    extra = json.dumps({"registry_server_acl": [{"account": "alice", "repository": "Alice/*"}]})
+    extra = json.dumps({"registry_token_acl": [{"account": "alice", "repository": "Alice/*"}]})
     rc, out = converge("--limit", "registry", "-e", extra)
     assert rc != 0
-    for fragment in ("registry_server_acl[0]", "lower-case", "actions must be"):
+    for fragment in ("registry_token_acl[0]", "lower-case", "actions must be"):
         assert fragment in out
     assert recap(out)["registry"]["changed"] == 0
     assert server.check_output(state) == before
@@ -368,7 +368,7 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
     old_key, old_x5c = signing
     assert len(_bundle_subjects(server)) == 1
     token_service_pid = _token_service_pid(server)
-    changes = "registry_server_token_signing_key_id=2 registry_server_token_threads=9"
+    changes = "registry_token_signing_key_id=2 registry_token_threads=9"
     path = "/v2/alice/app/manifests/%s" % STATE["alice"]["digest"]
     with pull_load(
         "client-a",

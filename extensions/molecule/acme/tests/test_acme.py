@@ -135,7 +135,7 @@ def test_port_80_is_open_only_while_a_challenge_is(server):
 
 def test_a_converge_renews_a_certificate_that_is_due(server, client):
     # Pebble's certificates live five years: a threshold beyond that makes one due now.
-    rc, output = converge("-e", "registry_server_acme_renew_before_days=3000")
+    rc, output = converge("-e", "registry_pki_acme_renew_before_days=3000")
     assert rc == 0, output
     assert recap(output)["registry"]["changed"] > 0
     renewed = handshake(client)["serial"]
@@ -202,7 +202,7 @@ def test_without_a_private_root_clients_get_no_ca_and_pebbles_chain_fails(client
     # What an ACME registry with a public root looks like to clients: nothing is copied
     # (the system store trusts public roots). Pebble's root is not public, so the same
     # client now refuses the registry: the root it was given was what made TLS work.
-    rc, output = converge("-e", json.dumps({"registry_server_acme_root_certificate": ""}))
+    rc, output = converge("-e", json.dumps({"registry_pki_acme_root_certificate": ""}))
     assert rc == 0, output
     assert not client.file("/etc/docker/certs.d/%s/ca.crt" % REGISTRY).exists
     assert not client.file("/usr/local/share/ca-certificates/privreg-%s-5000.crt" % NAME).exists

@@ -87,7 +87,7 @@ def test_debug_port_is_private(server, client_a):
 def test_secrets_are_not_world_readable(server):
     for path in (
         "/opt/registry/certs/server.key",
-        "/opt/registry/security/ca.key",
+        "/opt/registry-pki/ca.key",
         "/opt/registry/security/htpasswd",
         "/opt/registry/security/http_secret",
         "/opt/registry/security/registry.env",
@@ -174,7 +174,7 @@ def secret_values(server):
         for line in server.file("/opt/registry/security/htpasswd").content_string.splitlines()
     ]
     keys = []
-    for path in ("/opt/registry/certs/server.key", "/opt/registry/security/ca.key"):
+    for path in ("/opt/registry/certs/server.key", "/opt/registry-pki/ca.key"):
         # A line from the middle of the key: enough to recognise it anywhere.
         keys.append(server.file(path).content_string.splitlines()[2])
     return secrets + hashes + keys

@@ -507,7 +507,7 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
             assert gc.poll() is None, finish_playbook(gc)[1][-3000:]
             time.sleep(0.5)
         second_rc, second = converge(
-            "-e", "registry_server_gc_lock_wait=0", playbook="playbooks/gc.yml"
+            "-e", "registry_maintenance_gc_lock_wait=0", playbook="playbooks/gc.yml"
         )
         during = start_playbook("-e", changes())  # the last test's inventory: no restart
         gc_rc, gc_output = finish_playbook(gc)

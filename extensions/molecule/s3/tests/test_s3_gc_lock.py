@@ -70,12 +70,13 @@ def test_a_converge_refuses_a_frozen_registry_and_changes_nothing(server, thawed
     # A change that would rewrite config.yml and restart the registry.
     rc, output = finish(
         site_yml(
-            "-e", '{"registry_server_converge_lock_wait": 0, "registry_server_drain_timeout": 29}'
+            "-e",
+            '{"registry_maintenance_converge_lock_wait": 0, "registry_server_drain_timeout": 29}',
         )
     )
     assert rc != 0
     assert "read-only for garbage collection" in output
-    assert "registry_server_converge_lock_wait" in output
+    assert "registry_maintenance_converge_lock_wait" in output
     assert server.check_output(SERVER_STATE) == before
     assert gc_report(server, GC + " status")[1]["read_only"] is True
 
@@ -128,7 +129,7 @@ def test_a_collection_waits_for_a_running_converge(server, client_a, registry):
 
 
 def test_a_freeze_that_fails_half_way_switches_back(server, client_a, registry):
-    settings = json.loads(server.check_output("cat /opt/registry/config/gc.json"))
+    settings = json.loads(server.check_output("cat /etc/privreg/maintenance.json"))
     # The registry is recreated read-only, but registry-gc cannot confirm it (it looks for
     # a config file name the container does not use): a freeze that fails half-way.
     broken = dict(settings, readonly_config="/etc/docker/registry/not-this.yml")

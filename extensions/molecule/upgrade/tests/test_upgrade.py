@@ -188,7 +188,7 @@ def _head(client, registry, repository, digest):
 def test_delete_untagged_on_3_x_keeps_the_index_children(client, registry):
     overwritten = STATE["overwritten"]
     assert _head(client, registry, "up/junk", overwritten) == 200
-    extra = dict(IMAGE_3, registry_server_gc_delete_untagged=True)
+    extra = dict(IMAGE_3, registry_maintenance_gc_delete_untagged=True)
     rc, output = converge("-e", json.dumps(extra), playbook="playbooks/gc.yml")
     assert rc == 0, output
     # The positive control: the untagged manifest is gone ...

@@ -65,7 +65,7 @@ def test_the_ui_gets_401_without_a_challenge(client_a):
 def test_the_ui_is_served_with_a_strict_policy(client_a):
     answer = http(client_a, "https://%s/" % FRONT)
     assert answer["status"] == 200
-    assert '<script src="app.js"' in answer["body"]
+    assert '<script type="module" src="js/app.js"' in answer["body"]
     policy = answer["headers"]["Content-Security-Policy"]
     assert "script-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
@@ -152,7 +152,7 @@ def test_issued_tls_is_refused_in_front_of_a_registry_without_the_collections_ca
     not make one (it used to, over the registry's certs/ca.crt, which clients then trusted)."""
     before = (
         web_host.check_output(FRONT_STATE),
-        server.check_output("sha256sum /opt/registry/certs/* /opt/registry/security/ca.key"),
+        server.check_output("sha256sum /opt/registry/certs/* /opt/registry-pki/ca.key"),
     )
     rc, out = converge("--limit", "web", "-e", "registry_server_tls_mode=provided")
     assert rc != 0
@@ -161,6 +161,6 @@ def test_issued_tls_is_refused_in_front_of_a_registry_without_the_collections_ca
     assert recap(out)["web"]["changed"] == 0
     after = (
         web_host.check_output(FRONT_STATE),
-        server.check_output("sha256sum /opt/registry/certs/* /opt/registry/security/ca.key"),
+        server.check_output("sha256sum /opt/registry/certs/* /opt/registry-pki/ca.key"),
     )
     assert after == before

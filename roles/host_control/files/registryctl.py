@@ -1,0 +1,950 @@
+# Installed by privreg.registry (role host_control) as /usr/local/sbin/registryctl, and as
+# /usr/local/sbin/registry-gc (its earlier name), with a #!/usr/bin/python3 line the role
+# adds (the host's own Python, not a virtualenv).
+"""The collection's host-side control program: what runs on a registry host without Ansible.
+
+The maintenance lock and garbage collection (settings in --config, which the role
+registry_maintenance writes):
+
+  registryctl lock --holder NAME --ttl S [--wait S] | unlock --holder NAME | status
+  registryctl run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
+  registryctl freeze | collect [--dry-run] [--delete-untagged] | thaw [--under NAME]
+
+Restarts that refuse no connection, and what decides them:
+
+  registryctl restart --container C --compose-dir D --port P [--drain S] [--ready S]
+                      [--lock HOLDER [--wait S]] [--if-running]   (--wait: lock_wait of --config)
+  registryctl restart-service --unit U --port P [--address A] [--ready S]
+  registryctl release-holds
+  registryctl stale (--container C | --unit U) FILE...
+
+TLS hand-offs:
+
+  registryctl install-tls --key K --cert C --dest D --owner USER [--check]
+  registryctl acme-deploy --config FILE       (certbot's deploy hook: RENEWED_LINEAGE)
+
+Garbage collection is stop-the-world: it must never run against a registry that accepts
+pushes. `run` switches the registry to read-only (storage.maintenance.readonly, by
+recreating the container with its read-only twin), collects, and switches back; the
+restart that switching back implies also drops the in-memory blob descriptor cache, so
+no stale "layer already exists" survives. A Redis cache (settings "redis") outlives that
+restart, so a collection that swept empties its database while the registry is still
+read-only.
+
+Replicas (settings "replicas" > 1) share one store: a collection on one of them while the
+others take pushes would delete what those pushes reference. So run, and freeze, collect
+and thaw on their own, are refused there; playbooks/gc.yml takes every replica's lease
+(lock --holder gc-<run id>), freezes them all, collects once and thaws them all, each
+step --under that lease.
+
+One lock serialises everything that may stop, start or sweep the registry: a collection
+(from freeze to thaw), a converge (lock ... unlock around its run) and a restart asked for
+with --lock hold it as a lease in LOCK_FILE, in a directory only root may enter. Whoever
+finds it taken waits up to --wait seconds, then refuses. A lease ends when its holder
+releases it, its process dies, or its --ttl runs out; and no lock is granted to a converge
+while the registry is read-only, whoever froze it.
+
+While a restart is under way, SYNs to the service's port are dropped rather than refused
+(an iptables rule tagged HOLD_TAG), so clients retry their connect a second later instead
+of failing. The rules go whatever ends the restart (a signal included); a SIGKILL leaves
+them, and `release-holds`, which every converge runs under the lock, removes them.
+
+The last line of every command but stale and install-tls is a JSON report.
+"""
+
+import argparse
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+DEFAULT_CONFIG = "/etc/privreg/maintenance.json"
+LOCK_FILE = "/run/privreg/maintenance.lock"
+CONFIG = {}  # filled from the JSON file registry_maintenance writes (see load_config)
+HOLD_TAG = "privreg-hold"
+HOLD_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
+ELIGIBLE_BLOB = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
+HOLDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+class ControlError(Exception):
+    pass
+
+
+GCError = ControlError  # the name the GC's callers and tests know
+
+
+def load_config(path, required=True):
+    try:
+        with open(path) as handle:
+            CONFIG.update(json.load(handle))
+    except FileNotFoundError:
+        # A converge's first run locks before the role has written the settings.
+        if required:
+            raise
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lock_file():
+    """The lease file, flock()ed for the moment a lease is read and written. Its directory
+    belongs to root (0700) and the file is never followed through a link, so no local user
+    can create it first and hold every collection and converge back."""
+    directory = os.path.dirname(LOCK_FILE)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    status = os.lstat(directory)
+    if status.st_uid != os.geteuid() or status.st_mode & 0o077:
+        raise ControlError(
+            "%s must belong to %s and be closed to others (mode 0700)" % (directory, os.geteuid())
+        )
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r+") as handle:
+            yield handle
+    finally:
+        os.close(fd)  # also drops the flock
+
+
+def read_lease(handle):
+    handle.seek(0)
+    try:
+        lease = json.loads(handle.read() or "null")
+    except ValueError:
+        return None
+    return lease if isinstance(lease, dict) and lease_alive(lease) else None
+
+
+def lease_alive(lease):
+    if lease.get("pid"):
+        try:
+            os.kill(lease["pid"], 0)
+        except ProcessLookupError:
+            return False  # its process died (killed, host rebooted)
+        except PermissionError:
+            pass
+    return lease.get("expires") is None or time.time() < lease["expires"]
+
+
+def write_lease(handle, lease):
+    handle.seek(0)
+    handle.truncate()
+    if lease:
+        handle.write(json.dumps(lease))
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def describe(lease):
+    since = time.strftime("%H:%M:%S", time.localtime(lease["since"]))
+    text = "%s (since %s" % (lease["holder"], since)
+    if lease.get("pid"):
+        text += ", pid %d" % lease["pid"]
+    if lease.get("expires"):
+        text += ", at most %d s more" % max(0, lease["expires"] - time.time())
+    return text + ")"
+
+
+def acquire(holder, wait, ttl=None, own_process=False, while_frozen=True):
+    """Take the lease for holder, waiting up to wait seconds; the blocker's description if
+    it could not be taken. A holder may renew its own lease (a re-run after an interrupted
+    converge); a lease of its own process ends with it."""
+    deadline = time.monotonic() + max(0, wait)
+    while True:
+        with lock_file() as handle:
+            lease = read_lease(handle)
+            if lease and (lease["holder"] != holder or lease.get("pid") not in (None, os.getpid())):
+                blocker = "the lock is held by " + describe(lease)
+            elif not while_frozen and frozen():
+                blocker = (
+                    "the registry is read-only for garbage collection (if no collection "
+                    "runs, one was interrupted: 'registry-gc thaw' ends it)"
+                )
+            else:
+                write_lease(
+                    handle,
+                    {
+                        "holder": holder,
+                        "pid": os.getpid() if own_process else None,
+                        "since": time.time(),
+                        "expires": time.time() + ttl if ttl else None,
+                    },
+                )
+                return None
+        if time.monotonic() >= deadline:
+            return blocker
+        time.sleep(1)
+
+
+def release(holder):
+    with lock_file() as handle:
+        lease = read_lease(handle)
+        if lease and lease["holder"] == holder:
+            write_lease(handle, None)
+            return True
+    return False
+
+
+def held_by(holder):
+    """None if holder holds the lease now; else why it does not."""
+    with lock_file() as handle:
+        lease = read_lease(handle)
+    if lease and lease["holder"] == holder:
+        return None
+    return "the lock is not held by %s (%s)" % (
+        holder,
+        "held by " + describe(lease) if lease else "free",
+    )
+
+
+def status_of_lock():
+    with lock_file() as handle:
+        lease = read_lease(handle)
+    return dict(lease, description=describe(lease)) if lease else None
+
+
+@contextlib.contextmanager
+def locked(holder, wait, ttl):
+    """The lease for the duration of a block (a restart asked for with --lock)."""
+    blocker = acquire(holder, wait, ttl=ttl, own_process=True)
+    if blocker:
+        raise ControlError("waited %d s; %s" % (wait, blocker))
+    try:
+        yield
+    finally:
+        release(holder)
+
+
+# --- held connections ------------------------------------------------------------------------
+
+
+class Interrupted(BaseException):
+    """A signal ended the command; raised so that every finally block runs."""
+
+    def __init__(self, signum):
+        super().__init__("interrupted by signal %d" % signum)
+        self.signum = signum
+
+
+def _interrupt(signum, _frame):
+    raise Interrupted(signum)
+
+
+def iptables(*args, check=True):
+    """iptables with the xtables lock waited for. A host without iptables (no Docker yet)
+    has no rules: the listing commands then answer like an empty chain."""
+    try:
+        command = ["iptables", "-w", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=check)
+    except FileNotFoundError:
+        if check:
+            raise
+        return subprocess.CompletedProcess(["iptables", *args], 1, "", "iptables is not installed")
+
+
+def chain_exists(chain):
+    return iptables("-S", chain, check=False).returncode == 0
+
+
+def hold_rules(port, container):
+    """The DROP rules that hold new connections to port: for a container, the SYNs Docker
+    still forwards to it (DOCKER-USER) and those that reach the host itself while Docker has
+    taken the port mapping down (INPUT); for a host service, those from other hosts (INPUT;
+    loopback stays open for the readiness probe). Empty without a DOCKER-USER chain."""
+    port = str(int(port))
+    if container:
+        if not chain_exists("DOCKER-USER"):
+            return []
+        return [
+            ("DOCKER-USER", ["-p", "tcp", "--syn", "-m", "conntrack", "--ctstate", "NEW",
+                             "--ctorigdstport", port]),
+            ("INPUT", ["-p", "tcp", "--syn", "--dport", port]),
+        ]  # fmt: skip
+    return [("INPUT", ["!", "-i", "lo", "-p", "tcp", "--syn", "--dport", port])]
+
+
+def tagged_rules(chains=("DOCKER-USER", "INPUT")):
+    """Every rule (as iptables -S prints it) that carries HOLD_TAG."""
+    found = []
+    for chain in chains:
+        listing = iptables("-S", chain, check=False)
+        for line in listing.stdout.splitlines():
+            words = shlex.split(line)
+            if words[:1] == ["-A"] and HOLD_TAG in words:
+                found.append(words)
+    return found
+
+
+def release_holds():
+    """Remove every tagged rule, each copy of it; the number removed."""
+    removed = 0
+    for words in tagged_rules():
+        if iptables("-D", *words[1:], check=False).returncode == 0:
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def held_connections(rules):
+    """New connections meet the rules' DROP until the block ends, whatever ends it. The
+    signal handlers are in place before the first rule, and every tagged copy goes at the
+    end (an earlier run killed half-way may have left one)."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in HOLD_SIGNALS}
+    try:
+        for chain, match in rules:
+            iptables("-I", chain, *match, "-m", "comment", "--comment", HOLD_TAG, "-j", "DROP")
+        yield
+    finally:
+        try:
+            if rules:
+                release_holds()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def wait_connect(address, port, timeout):
+    """Until address:port accepts a connection (TLS and authentication come after; what
+    matters is that held SYNs will be answered)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, int(port)), 1).close()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ControlError(
+                    "%s:%s did not accept connections within %d s (%s)"
+                    % (address, port, timeout, exc)
+                ) from exc
+        time.sleep(0.1)
+
+
+def docker_inspect(container, template):
+    result = subprocess.run(
+        ["docker", "container", "inspect", "--format", template, container],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def restart_container(args):
+    """Restart a compose service's container: drained (its own stop grace), connections held."""
+    if args.if_running and docker_inspect(args.container, "{{.State.Running}}") != "true":
+        return {"restarted": False, "reason": "%s is not running" % args.container}
+    with held_connections(hold_rules(args.port, container=True)):
+        subprocess.run(
+            ["docker", "compose", "--project-directory", args.compose_dir,
+             "--file", os.path.join(args.compose_dir, "compose.yml"),
+             "restart", "--timeout", str(args.drain + 10), args.service],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        address = (
+            docker_inspect(
+                args.container, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+            )
+            or ""
+        ).split()
+        if not address:
+            raise ControlError("%s has no address after its restart" % args.container)
+        wait_connect(address[0], args.container_port, args.ready)
+    return {"restarted": True}
+
+
+def restart_service(args):
+    """Restart a host service (systemd unit) with connections from other hosts held."""
+    with held_connections(hold_rules(args.port, container=False)):
+        subprocess.run(["systemctl", "restart", args.unit], check=True)
+        wait_connect(args.address, args.port, args.ready)
+    return {"restarted": True}
+
+
+# --- what started before its files ---------------------------------------------------------
+
+
+def _rfc3339_ns(text):
+    """Docker's StartedAt (RFC 3339, up to nanoseconds) as nanoseconds since the epoch."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if not match:
+        raise ControlError("cannot read the start time %r" % text)
+    base, fraction, zone = match.groups()
+    moment = datetime.datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return int(moment.timestamp()) * 10**9 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+def container_started_ns(container):
+    started = docker_inspect(container, "{{.State.StartedAt}}")
+    return _rfc3339_ns(started) if started else None
+
+
+def unit_started_ns(unit):
+    """When the newest process under the unit's main process started (HAProxy's newest
+    worker is the one its last reload started), from /proc, to the kernel's tick."""
+    main_pid = subprocess.run(
+        ["systemctl", "show", "--property", "MainPID", "--value", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not main_pid.isdigit() or int(main_pid) == 0:
+        return None
+    starts = [_process_start_ticks(main_pid)]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _proc_stat_fields(entry)
+            if fields and fields[1] == main_pid:  # its parent is the main process
+                starts.append(int(fields[19]))
+    with open("/proc/uptime") as handle:
+        uptime = float(handle.read().split()[0])
+    newest = max(start for start in starts if start is not None)
+    return int((time.time() - uptime + newest / os.sysconf("SC_CLK_TCK")) * 10**9)
+
+
+def _proc_stat_fields(pid):
+    """Fields 3.. of /proc/PID/stat (state, ppid, ...), after the command name."""
+    try:
+        with open("/proc/%s/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _process_start_ticks(pid):
+    fields = _proc_stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def newer_files(started_ns, paths):
+    """The paths whose modification time is after started_ns (missing ones are skipped)."""
+    newer = []
+    for path in paths:
+        try:
+            if os.stat(path).st_mtime_ns > started_ns:
+                newer.append(path)
+        except FileNotFoundError:
+            continue
+    return newer
+
+
+# --- TLS hand-offs -------------------------------------------------------------------------------
+
+
+def _write_atomically(dest, data, mode, owner=None):
+    """dest replaced by one rename of a file written beside it (mode and owner set first)."""
+    directory = os.path.dirname(dest) or "."
+    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if owner is not None:
+            os.chown(temporary, owner[0], owner[1])
+        os.chmod(temporary, mode)
+        os.replace(temporary, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def install_tls(key, cert, dest, owner, check=False):
+    """The key and its certificate chain as one file for a service that reads them through
+    one open (the token service): replaced by one rename, so no connection sees a key that
+    does not fit its certificate. 'changed' or 'unchanged'; check only says which."""
+    import pwd  # noqa: PLC0415 (only this command needs the user database)
+
+    with open(key, "rb") as handle:
+        data = handle.read()
+    with open(cert, "rb") as handle:
+        data += handle.read()
+    try:
+        with open(dest, "rb") as handle:
+            if handle.read() == data:
+                return "unchanged"
+    except FileNotFoundError:
+        pass
+    if not check:
+        account = pwd.getpwnam(owner)
+        _write_atomically(dest, data, 0o600, (account.pw_uid, account.pw_gid))
+    return "changed"
+
+
+def acme_deploy(config_path):
+    """certbot's deploy hook: install the renewed certificate and key where their reader
+    wants them, then (not during a converge, which restarts by itself) run the steps that
+    make the services take them, each a registryctl command, in order."""
+    lineage = os.environ.get("RENEWED_LINEAGE")
+    if not lineage:
+        raise ControlError("acme-deploy runs as certbot's deploy hook: RENEWED_LINEAGE is not set")
+    with open(config_path) as handle:
+        config = json.load(handle)
+    for item in config["install"]:
+        with open(os.path.join(lineage, item["source"]), "rb") as handle:
+            _write_atomically(item["dest"], handle.read(), int(item["mode"], 8), (0, 0))
+    report = {
+        "installed": os.path.realpath(os.path.join(lineage, "cert.pem")),
+        "after": [],
+    }
+    if os.environ.get("PRIVREG_ACME_CONVERGE") == "1":
+        return report
+    for step in config.get("after", []):
+        result = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), *step],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        report["after"].append({"step": step[0], "rc": result.returncode})
+        if result.returncode != 0:
+            raise ControlError(
+                "the certificate is installed, but %s failed: %s"
+                % (step[0], (result.stdout + result.stderr).strip()[-1000:])
+            )
+    return report
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def compose(*files):
+    directory = CONFIG["compose_dir"]
+    args = ["docker", "compose", "--project-directory", directory, "-p", CONFIG["project"]]
+    for name in files:
+        args += ["-f", os.path.join(directory, name)]
+    subprocess.run(
+        args + ["up", "--detach", "--remove-orphans"], check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def frozen():
+    return container_state()[1]
+
+
+def container_state():
+    """(container id, read-only?) of the registry; (None, False) if there is none."""
+    if "container" not in CONFIG:
+        return None, False  # not deployed yet
+    try:
+        result = subprocess.run(
+            ["docker", "inspect", "--format", "{{.Id}} {{json .Args}}", CONFIG["container"]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None, False  # no Docker yet
+    if result.returncode != 0:
+        return None, False
+    container_id, args = result.stdout.split(" ", 1)
+    return container_id, CONFIG["readonly_config"] in json.loads(args or "[]")
+
+
+def wait_ready():
+    context = ssl.create_default_context()
+    # A readiness probe on loopback only; trust is the clients' business.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if CONFIG.get("client_cert"):
+        # Mutual TLS: the registry wants a client certificate even for /v2/.
+        context.load_cert_chain(CONFIG["client_cert"], CONFIG["client_key"])
+    url, timeout = CONFIG["ready_url"], CONFIG["ready_timeout"]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            # The URL comes from the root-owned config the role writes: loopback http(s).
+            urllib.request.urlopen(url, timeout=5, context=context)  # noqa: S310
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (200, 401):
+                return
+            last = exc.code
+        except OSError as exc:
+            last = exc
+        time.sleep(1)
+    raise ControlError(
+        "the registry did not answer on %s within %ss (last: %s)" % (url, timeout, last)
+    )
+
+
+def freeze():
+    try:
+        compose("compose.yml", "compose.readonly.yml")
+        wait_ready()
+        if not frozen():
+            raise ControlError("the registry did not switch to read-only")
+    except (ControlError, subprocess.CalledProcessError) as exc:
+        # Half-way is the worst state: read-only (or down) with nobody to switch it back.
+        try:
+            thaw()
+        except (ControlError, subprocess.CalledProcessError) as thaw_exc:
+            raise ControlError("%s; switching back failed too: %s" % (exc, thaw_exc)) from exc
+        raise ControlError("%s (switched back to writable)" % exc) from exc
+
+
+def thaw():
+    compose("compose.yml")
+    wait_ready()
+
+
+def blob_size(digest):
+    algorithm, hexdigest = digest.split(":", 1)
+    path = os.path.join(CONFIG["blobs_dir"], algorithm, hexdigest[:2], hexdigest, "data")
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def garbage_collect(dry_run, delete_untagged):
+    """One pass of the registry's own garbage-collect inside the running container."""
+    args = ["docker", "exec", CONFIG["container"], "/bin/registry", "garbage-collect"]
+    if dry_run:
+        args.append("--dry-run")
+    if delete_untagged:
+        args.append("--delete-untagged")
+    result = subprocess.run(
+        args + [CONFIG["readonly_config"]], capture_output=True, text=True, check=False
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise ControlError("garbage-collect failed: " + output[-2000:])
+    summary = SUMMARY.search(output)
+    if summary is None:
+        raise ControlError("garbage-collect printed no summary: " + output[-2000:])
+    return {
+        "dry_run": dry_run,
+        "blobs_marked": int(summary.group(1)),
+        "blobs_deleted": int(summary.group(2)),
+        "manifests_deleted": int(summary.group(3)),
+        "digests": sorted(set(ELIGIBLE_BLOB.findall(output))),
+    }
+
+
+def container_env(name):
+    """A variable of the registry container's environment (the role's registry.env)."""
+    result = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", CONFIG["container"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    prefix = name + "="
+    for entry in json.loads(result.stdout) or []:
+        if entry.startswith(prefix):
+            # The role writes each value as a YAML double-quoted (JSON) string.
+            value = entry[len(prefix) :]
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+    return None
+
+
+def redis_command(connection, reader, *args):
+    """One command in Redis's protocol (RESP); the reply line, or ControlError for an error."""
+    encoded = [arg.encode() for arg in args]
+    request = b"*%d\r\n" % len(encoded)
+    request += b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded)
+    connection.sendall(request)
+    reply = reader.readline().decode(errors="replace").strip()
+    if not reply.startswith("+"):
+        # The command's name only: AUTH's argument is the password.
+        raise ControlError("Redis refused %s: %s" % (args[0], reply or "no answer"))
+    return reply
+
+
+def flush_cache():
+    """Empty the Redis cache's database; None when the registry has no Redis cache.
+
+    Its descriptors of swept blobs would otherwise answer "exists" for blobs that are gone,
+    and a client would skip the upload of a layer the registry no longer has."""
+    redis = CONFIG.get("redis")
+    if not redis:
+        return None
+    password = container_env("REGISTRY_REDIS_PASSWORD")
+    try:
+        with socket.create_connection((redis["host"], redis["port"]), timeout=10) as connection:
+            reader = connection.makefile("rb")
+            if password:
+                redis_command(connection, reader, "AUTH", password)
+            redis_command(connection, reader, "SELECT", str(redis["db"]))
+            redis_command(connection, reader, "FLUSHDB")
+    except (OSError, ControlError) as exc:
+        raise ControlError(
+            "the sweep is done, but the Redis cache at %s:%s could not be emptied (%s): "
+            "run FLUSHDB on its database %s before pushing again"
+            % (redis["host"], redis["port"], exc, redis["db"])
+        ) from exc
+    return True
+
+
+def still_frozen(container_id, after):
+    """The registry has stayed the same read-only container since the collection began."""
+    if container_state() != (container_id, True):
+        raise ControlError(
+            "the registry did not stay read-only %s: something restarted or thawed it; "
+            "pushes in that window may reference swept blobs - push them again" % after
+        )
+
+
+def collect(dry_run, delete_untagged, report_preview=False):
+    # The guard: a writable registry is never collected.
+    container_id, read_only = container_state()
+    if not read_only:
+        raise ControlError(
+            "refusing to collect: the registry is not read-only (run 'registry-gc freeze')"
+        )
+    # A dry pass first, always: blob sizes can only be read before the blobs are gone.
+    preview = garbage_collect(True, delete_untagged)
+    still_frozen(container_id, "during the dry pass")
+    measurable = CONFIG["storage_driver"] == "filesystem"
+    sizes = {digest: blob_size(digest) for digest in preview["digests"]} if measurable else {}
+    if dry_run:
+        report = preview
+    else:
+        report = garbage_collect(False, delete_untagged)
+        still_frozen(container_id, "during the sweep")
+        report["cache_emptied"] = flush_cache()
+    report.update(
+        delete_untagged=delete_untagged,
+        storage_driver=CONFIG["storage_driver"],
+        # Only the local disk can be measured from here; object stores report null.
+        bytes_freed=sum(sizes.get(d, 0) for d in report["digests"]) if measurable else None,
+    )
+    if report_preview and not dry_run:
+        report["preview"] = dict(preview, bytes=sum(sizes.values()) if measurable else None)
+    return report
+
+
+# --- the command line -------------------------------------------------------------------------
+
+GC_COMMANDS = ("run", "freeze", "collect", "thaw")
+
+
+def parser():
+    top = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def command(name, config=False):
+        sub = commands.add_parser(name)
+        if config:
+            sub.add_argument("--config", default=DEFAULT_CONFIG)
+        return sub
+
+    for name in ("lock", "unlock"):
+        sub = command(name, config=True)
+        sub.add_argument("--holder", required=True, help="who holds the lease (e.g. converge)")
+        if name == "lock":
+            sub.add_argument("--ttl", type=int, required=True, help="seconds until it lapses")
+            sub.add_argument("--wait", type=int, help="seconds to wait for it (0: refuse)")
+    command("status", config=True)
+    for name in GC_COMMANDS:
+        sub = command(name, config=True)
+        if name != "run":  # run takes the collection's own lease
+            sub.add_argument("--under", help="act under the lease this holder took with lock")
+        sub.add_argument("--wait", type=int, help="seconds to wait for the lock (0: refuse)")
+        if name in ("run", "collect"):
+            sub.add_argument("--dry-run", action="store_true")
+            sub.add_argument("--delete-untagged", action="store_true", default=None)
+            sub.add_argument(
+                "--no-dry-run-first", dest="dry_run_first", action="store_false", default=None
+            )
+    sub = command("restart")
+    sub.add_argument("--container", required=True)
+    sub.add_argument("--compose-dir", required=True)
+    sub.add_argument("--service", default="registry", help="the compose service")
+    sub.add_argument("--port", type=int, required=True, help="the published port to hold")
+    sub.add_argument("--container-port", type=int, default=5000)
+    sub.add_argument("--drain", type=int, default=30, help="seconds requests may finish")
+    sub.add_argument("--ready", type=int, default=60, help="seconds to wait for it to listen")
+    sub.add_argument("--lock", metavar="HOLDER", help="restart under the maintenance lock")
+    sub.add_argument("--wait", type=int, help="seconds to wait for the lock (default: lock_wait)")
+    sub.add_argument("--config", default=DEFAULT_CONFIG, help="where lock_wait is")
+    sub.add_argument("--if-running", action="store_true", help="only a running container")
+    sub = command("restart-service")
+    sub.add_argument("--unit", required=True)
+    sub.add_argument("--port", type=int, required=True)
+    sub.add_argument("--address", default="127.0.0.1", help="where the service listens")
+    sub.add_argument("--ready", type=int, default=30)
+    command("release-holds")
+    sub = command("stale")
+    started = sub.add_mutually_exclusive_group(required=True)
+    started.add_argument("--container")
+    started.add_argument("--unit")
+    sub.add_argument("files", nargs="+")
+    sub = command("install-tls")
+    for name in ("--key", "--cert", "--dest", "--owner"):
+        sub.add_argument(name, required=True)
+    sub.add_argument("--check", action="store_true")
+    sub = command("acme-deploy")
+    sub.add_argument("--config", required=True)
+    return top
+
+
+def check_names(top, args):
+    """Holder names are words of the lease file and of error messages: keep them plain."""
+    if getattr(args, "holder", None) is not None and not HOLDER_NAME.fullmatch(args.holder):
+        top.error("--holder NAME: lowercase letters, digits and -")
+    for name in (
+        getattr(args, "holder", None),
+        getattr(args, "under", None),
+        getattr(args, "lock", None),
+    ):
+        if name == "collection":
+            top.error("'collection' is registry-gc's own holder name")
+    for name in (getattr(args, "under", None), getattr(args, "lock", None)):
+        if name is not None and not HOLDER_NAME.fullmatch(name):
+            top.error("--under and --lock NAME: lowercase letters, digits and -")
+    if args.command == "lock" and args.ttl <= 0:
+        top.error("lock needs --ttl SECONDS (> 0)")
+
+
+def report_and_exit(report, code=0):
+    print(json.dumps(report))
+    return code
+
+
+def gc_command(args, report):
+    """freeze, collect, thaw and run, under the collection's own lease or --under one."""
+    args.under = getattr(args, "under", None)
+    if CONFIG.get("replicas", 1) > 1 and args.under is None:
+        report["error"] = (
+            "refusing to %s one of %d replicas on its own: the others would go on taking "
+            "pushes into the store it sweeps. Collect them all with playbooks/gc.yml."
+            % (args.command, CONFIG["replicas"])
+        )
+        return report_and_exit(report, 1)
+    delete_untagged = getattr(args, "delete_untagged", None)
+    if delete_untagged is None:
+        delete_untagged = CONFIG.get("delete_untagged", False)
+    dry_run_first = getattr(args, "dry_run_first", None)
+    if dry_run_first is None:
+        dry_run_first = CONFIG.get("dry_run_first", True)
+    if (
+        args.command in ("run", "collect")
+        and delete_untagged
+        and CONFIG.get("major_version", 2) < 3
+        and not CONFIG.get("delete_untagged_2x_opt_in")
+    ):
+        # distribution issue 3178: 2.x sweeps the children of multi-arch indexes.
+        report["error"] = (
+            "refusing --delete-untagged on registry 2.x: it deletes the child manifests of "
+            "multi-arch indexes (distribution issue 3178, fixed in 3.0). Upgrade to registry 3, "
+            "or set registry_maintenance_gc_delete_untagged_2x_opt_in if no multi-arch images "
+            "exist."
+        )
+        return report_and_exit(report, 1)
+    if args.under:
+        # The caller took the lease with lock and gives it back with unlock.
+        blocker = held_by(args.under)
+    else:
+        blocker = acquire("collection", args.wait, own_process=True)
+        blocker = blocker and "waited %d s; %s" % (args.wait, blocker)
+    if blocker:
+        report.update(error=blocker, read_only=frozen())
+        return report_and_exit(report, 1)
+    dry_run = getattr(args, "dry_run", False)
+    try:
+        if args.command == "freeze":
+            freeze()
+        elif args.command == "thaw":
+            thaw()
+        elif args.command == "collect":
+            report.update(collect(dry_run, delete_untagged, dry_run_first))
+        else:
+            try:
+                freeze()
+                report.update(collect(dry_run, delete_untagged, dry_run_first))
+            finally:
+                thaw()
+        report["container"], report["read_only"] = container_state()
+    except (ControlError, subprocess.CalledProcessError) as exc:
+        report.update(error=str(exc), read_only=frozen())
+        return report_and_exit(report, 1)
+    finally:
+        if not args.under:
+            release("collection")
+    return report_and_exit(report)
+
+
+def main():
+    top = parser()
+    args = top.parse_args()
+    check_names(top, args)
+    report = {"command": args.command}
+    if args.command == "stale":
+        started = (
+            container_started_ns(args.container) if args.container else unit_started_ns(args.unit)
+        )
+        # Nothing runs: nothing started before its files (the start that comes reads them).
+        for path in newer_files(started, args.files) if started is not None else []:
+            print(path)
+        return 0
+    if args.command == "install-tls":
+        print(install_tls(args.key, args.cert, args.dest, args.owner, args.check))
+        return 0
+    if hasattr(args, "config") and args.command != "acme-deploy":
+        load_config(args.config, required=args.command in GC_COMMANDS)
+    if getattr(args, "wait", None) is None and hasattr(args, "wait"):
+        args.wait = CONFIG.get("lock_wait", 600 if args.command == "restart" else 0)
+    try:
+        if args.command == "lock":
+            blocker = acquire(args.holder, args.wait, ttl=args.ttl, while_frozen=False)
+            report.update(locked=blocker is None, holder=args.holder)
+            if blocker:
+                report["error"] = "waited %d s; %s" % (args.wait, blocker)
+            return report_and_exit(report, 0 if blocker is None else 1)
+        if args.command == "unlock":
+            report.update(released=release(args.holder))
+            return report_and_exit(report)
+        if args.command == "status":
+            container_id, read_only = container_state()
+            report.update(read_only=read_only, container=container_id, lock=status_of_lock())
+            return report_and_exit(report)
+        if args.command in GC_COMMANDS:
+            return gc_command(args, report)
+        if args.command == "release-holds":
+            report["removed"] = release_holds()
+        elif args.command == "restart":
+            with (
+                locked(args.lock, args.wait, ttl=args.drain + args.ready + 60)
+                if args.lock
+                else (contextlib.nullcontext())
+            ):
+                report.update(restart_container(args))
+        elif args.command == "restart-service":
+            report.update(restart_service(args))
+        elif args.command == "acme-deploy":
+            report.update(acme_deploy(args.config))
+    except (ControlError, subprocess.CalledProcessError, OSError) as exc:
+        report["error"] = str(exc)
+        return report_and_exit(report, 1)
+    except Interrupted as exc:
+        report["error"] = str(exc)
+        report_and_exit(report, 1)
+        return 128 + exc.signum
+    return report_and_exit(report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
