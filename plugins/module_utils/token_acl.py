@@ -46,19 +46,19 @@ def acl_problems(rules, groups):
     """Every problem with the rules and groups, as messages naming the rule; [] when valid."""
     problems = []
     if not isinstance(groups, dict):
-        return ["registry_server_groups must be a mapping of group name to a list of user names"]
+        return ["registry_token_groups must be a mapping of group name to a list of user names"]
     for name, members in groups.items():
         if not isinstance(name, str) or not _GROUP_NAME.match(name):
             problems.append(
-                "registry_server_groups: group name %r must be 1-64 letters, digits, '_', '.', '-'"
+                "registry_token_groups: group name %r must be 1-64 letters, digits, '_', '.', '-'"
                 % (name,)
             )
         if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
-            problems.append("registry_server_groups.%s must be a list of user names" % (name,))
+            problems.append("registry_token_groups.%s must be a list of user names" % (name,))
     if not isinstance(rules, list):
-        return problems + ["registry_server_acl must be a list of rules"]
+        return problems + ["registry_token_acl must be a list of rules"]
     for index, rule in enumerate(rules):
-        where = "registry_server_acl[%d]" % index
+        where = "registry_token_acl[%d]" % index
         if not isinstance(rule, dict):
             problems.append(
                 "%s must be a mapping (account or group, repository or catalog, actions)" % where
@@ -78,7 +78,7 @@ def acl_problems(rules, groups):
             problems.append("%s: account must be a user name, '*' or 'anonymous'" % where)
         elif "group" in rule and rule["group"] not in groups:
             problems.append(
-                "%s: group %r is not defined in registry_server_groups" % (where, rule["group"])
+                "%s: group %r is not defined in registry_token_groups" % (where, rule["group"])
             )
         is_catalog = rule.get("catalog", False) is True
         if ("repository" in rule) == is_catalog:
