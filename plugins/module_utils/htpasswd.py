@@ -13,12 +13,12 @@ import re
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     atomic_write,
     ensure_attributes,
     read_bytes,
 )
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.validation import text_line
 
 PASSLIB = Dependency(

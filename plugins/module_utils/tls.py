@@ -13,7 +13,7 @@ import datetime
 import ipaddress
 import re
 
-from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import Dependency
 
 CRYPTOGRAPHY = Dependency("cryptography", "Debian: python3-cryptography")
 try:

@@ -15,13 +15,13 @@ import os
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.privreg.registry.plugins.module_utils.dependencies import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
     atomic_write,
     ensure_attributes,
     file_mode,
     read_bytes,
 )
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import Dependency
 
 TOMLKIT = Dependency("tomlkit", "Debian: python3-tomlkit")
 try:

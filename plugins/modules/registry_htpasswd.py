@@ -125,6 +125,7 @@ path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import htpasswd
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import run_backend
 
 
 def main():
@@ -147,12 +148,13 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    htpasswd.PASSLIB.require(module)
-    try:
-        result = htpasswd.HtpasswdFile(module).run()
-    except htpasswd.HtpasswdError as exc:
-        module.fail_json(msg="%s (path=%s)" % (exc, module.params["path"]))
-    module.exit_json(**result)
+    run_backend(
+        module,
+        htpasswd.PASSLIB,
+        htpasswd.HtpasswdFile,
+        htpasswd.HtpasswdError,
+        lambda exc: "%s (path=%s)" % (exc, module.params["path"]),
+    )
 
 
 if __name__ == "__main__":

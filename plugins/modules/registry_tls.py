@@ -267,6 +267,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import tls
 from ansible_collections.privreg.registry.plugins.module_utils.certificates import RegistryTLS
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import run_backend
 
 
 def main():
@@ -310,12 +311,7 @@ def main():
         ],
         supports_check_mode=True,
     )
-    tls.CRYPTOGRAPHY.require(module)
-    try:
-        result = RegistryTLS(module).run()
-    except tls.TLSMaterialError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_backend(module, tls.CRYPTOGRAPHY, RegistryTLS, tls.TLSMaterialError)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ table:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.privreg.registry.plugins.module_utils import toml_tables
+from ansible_collections.privreg.registry.plugins.module_utils.module_support import run_backend
 
 
 def main():
@@ -113,15 +114,16 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    toml_tables.TOMLKIT.require(module)
-    try:
-        result = toml_tables.TomlTable(module).run()
-    except toml_tables.TomlEditError as exc:
-        module.fail_json(
-            msg="Refusing to edit %s: %s. The file is left as it was; fix it by hand or "
+    run_backend(
+        module,
+        toml_tables.TOMLKIT,
+        toml_tables.TomlTable,
+        toml_tables.TomlEditError,
+        lambda exc: (
+            "Refusing to edit %s: %s. The file is left as it was; fix it by hand or "
             "check the table name." % (module.params["path"], exc)
-        )
-    module.exit_json(**result)
+        ),
+    )
 
 
 if __name__ == "__main__":

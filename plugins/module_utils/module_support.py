@@ -1,12 +1,12 @@
 # Copyright: privreg.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The libraries the collection's modules need on the managed host, reported in one way.
+"""What every module of the collection does around its backend, written once.
 
 A module_utils file that imports an optional library records the outcome in a Dependency
-(the import itself stays a plain import, guarded where it is written); the module asks the
-Dependency to fail with Ansible's missing-library message, naming the packages that bring
-it, before it does anything.
+(the import itself stays a plain import, guarded where it is written). A module declares
+its interface, then run_backend checks the library (Ansible's missing-library message,
+naming the packages that bring it), runs the backend, and reports its result or its error.
 """
 
 from __future__ import annotations
@@ -37,3 +37,14 @@ class Dependency:
                 msg=missing_required_lib("%s (%s)" % (self.name, self.packages)),
                 exception=str(self.error),
             )
+
+
+def run_backend(module, dependency, backend, error, describe=str):
+    """Require the library, run backend(module).run(), exit with its result; an `error`
+    becomes the module's failure message (`describe` words it)."""
+    dependency.require(module)
+    try:
+        result = backend(module).run()
+    except error as exc:
+        module.fail_json(msg=describe(exc))
+    module.exit_json(**result)
