@@ -405,6 +405,15 @@ CASES = [
         "registry_maintenance_gc_timer_on_calendar",
     ),
     (
+        "token-rule-grammar",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_acl": [{"account": "alice", "repository": "Alice/*"}],
+        },
+        "registry_token_acl[0]: repository 'Alice/*' may hold only lower-case letters",
+    ),
+    (
         "moved-variables",
         "server",
         {"registry_server_acl": [], "registry_server_gc_timer_enabled": True},
@@ -492,11 +501,34 @@ CASES = [
     ),
 ]
 GROUPS = {"server": "registry_servers", "client": "registry_clients", "web": "registry_web"}
-# Good settings for each role: the alias "accepted-KIND" must pass its preflight.
+# Good settings: each alias "accepted-NAME" must pass its role's preflight, every path of
+# the registry's (token service, ACME) included.
 ACCEPTED = {
-    "server": {},
-    "client": dict(CLIENT),
-    "web": {},
+    "server": ("server", {}),
+    "server-token": (
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_acl": [
+                {"account": "*", "repository": "${account}/*", "actions": ["pull"]}
+            ],
+        },
+    ),
+    "server-acme": (
+        "server",
+        {"registry_server_tls_mode": "acme", "registry_pki_acme_domains": ["registry.example.com"]},
+    ),
+    "server-acme-token": (
+        "server",
+        {
+            "registry_server_tls_mode": "acme",
+            "registry_server_port": 443,
+            "registry_pki_acme_domains": ["registry.example.com"],
+            "registry_server_auth_mode": "token",
+        },
+    ),
+    "client": ("client", dict(CLIENT)),
+    "web": ("web", {}),
 }
 # Hosts of the deployment besides the cases (the first server is the registry the
 # fronts and clients use).
@@ -516,8 +548,8 @@ def alias(case):
 def preflight_run(tmp_path_factory):
     """The one playbook run of every case and of the accepted aliases."""
     inventory = {group: {"hosts": dict(hosts)} for group, hosts in BASE.items()}
-    for kind, variables in ACCEPTED.items():
-        inventory[GROUPS[kind]]["hosts"]["accepted-" + kind] = dict(variables)
+    for name, (kind, variables) in ACCEPTED.items():
+        inventory[GROUPS[kind]]["hosts"]["accepted-" + name] = dict(variables)
     for case, kind, variables, _message in CASES:
         inventory[GROUPS[kind]]["hosts"][alias(case)] = dict(variables)
     inventory["all"] = {
@@ -562,10 +594,10 @@ def test_there_are_at_least_sixty_refused_inputs():
     assert len({entry[0] for entry in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("kind", sorted(GROUPS))
-def test_good_settings_pass_the_same_preflight(preflight_run, kind):
-    stats = preflight_run["stats"]["accepted-" + kind]
-    assert stats["failures"] == 0, failure_message(preflight_run, "accepted-" + kind)
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_good_settings_pass_the_same_preflight(preflight_run, name):
+    stats = preflight_run["stats"]["accepted-" + name]
+    assert stats["failures"] == 0, failure_message(preflight_run, "accepted-" + name)
     assert stats["ok"] > 0
 
 
