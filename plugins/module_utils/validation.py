@@ -281,6 +281,38 @@ def url(value, schemes=("http", "https")):
     return None
 
 
+# restic's repository locations: a local path, or a backend prefix and its location.
+_RESTIC_BACKENDS = ("sftp:", "s3:", "rest:", "b2:", "azure:", "gs:", "swift:", "rclone:")
+_RESTIC_SUBSET = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?%|[0-9]+/[0-9]+|[0-9]+[KMGT]?)$")
+
+
+def restic_repository(value):
+    """A restic repository: an absolute path, or BACKEND:LOCATION; no credentials in it
+    (they go to the environment, which no command line or log shows)."""
+    unusable = not isinstance(value, str) or not value or _control(value)
+    if unusable or any(c.isspace() for c in value):
+        return "is not a restic repository (an absolute path, or sftp:, s3:, ... and a location)"
+    if value.startswith("/"):
+        return None
+    backend = next((prefix for prefix in _RESTIC_BACKENDS if value.startswith(prefix)), None)
+    if backend is None or len(value) == len(backend):
+        backends = ", ".join(_RESTIC_BACKENDS)
+        return "is neither an absolute path nor %s followed by a location" % backends
+    location = urlsplit(value[len(backend) :])
+    if location.scheme in ("http", "https") and (location.username or location.password):
+        return "has credentials in it; give them in registry_maintenance_backup_environment"
+    return None
+
+
+def restic_subset(value):
+    """What restic check --read-data-subset takes (5%, 1/10, 500M), or empty for none."""
+    if value in ("", None):
+        return None
+    if not isinstance(value, str) or not _RESTIC_SUBSET.match(value):
+        return "is not a share of the data restic can read (5%, 1/10, 500M)"
+    return None
+
+
 def image_reference(value):
     if not isinstance(value, str) or not _REFERENCE.match(value):
         return "is not an image reference like registry:3.1.1 or registry.example.com/team/app:1"
@@ -363,6 +395,8 @@ CHECKS = {
     "region": (region, True),
     "url": (url, True),
     "image_reference": (image_reference, True),
+    "restic_repository": (restic_repository, True),
+    "restic_subset": (restic_subset, True),
     "container_name": (container_name, True),
     "file_name": (file_name, True),
     "compose_project": (compose_project, True),

@@ -23,6 +23,21 @@ TLS hand-offs:
   registryctl install-tls --key K --cert C --dest D --owner USER [--check]
   registryctl acme-deploy --config FILE       (certbot's deploy hook: RENEWED_LINEAGE)
 
+Backup and restore with restic (settings "backup" of --config; secrets in SECRETS_FILE):
+
+  registryctl backup-init | backup | backup-verify
+  registryctl restore --host-tag NAME --data-dir D --container C [--snapshot ID] [--force]
+  registryctl verify-store DIR
+
+A backup never freezes the registry. Under the maintenance lock, for the few seconds it
+takes, the store is staged beside itself: the repositories' links first (copied: the
+registry may rewrite a tag's link in place), then the blobs (hard links: a blob's data is
+written once, under its digest, and never changed). A client uploads a manifest's blobs
+before anything links them, so every link in the stage has its blobs in the stage; restic
+then reads the stage with the lock given back, and a collection meanwhile cannot take a
+staged blob away (the stage holds a link to its data). The deployment's state
+(certificates, keys, users, settings) goes into the same snapshot.
+
 Garbage collection is stop-the-world: it must never run against a registry that accepts
 pushes. `run` switches the registry to read-only (storage.maintenance.readonly, by
 recreating the container with its read-only twin), collects, and switches back; the
@@ -56,10 +71,12 @@ import argparse
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import ssl
@@ -71,6 +88,9 @@ import urllib.error
 import urllib.request
 
 DEFAULT_CONFIG = "/etc/privreg/maintenance.json"
+SECRETS_FILE = "/etc/privreg/backup-secrets.json"
+STAGE = ".privreg-backup-stage"
+RESTIC_CACHE = "/var/cache/privreg-restic"
 LOCK_FILE = "/run/privreg/maintenance.lock"
 CONFIG = {}  # filled from the JSON file registry_maintenance writes (see load_config)
 HOLD_TAG = "privreg-hold"
@@ -272,10 +292,22 @@ def hold_rules(port, container):
         if not chain_exists("DOCKER-USER"):
             return []
         return [
-            ("DOCKER-USER", ["-p", "tcp", "--syn", "-m", "conntrack", "--ctstate", "NEW",
-                             "--ctorigdstport", port]),
+            (
+                "DOCKER-USER",
+                [
+                    "-p",
+                    "tcp",
+                    "--syn",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW",
+                    "--ctorigdstport",
+                    port,
+                ],
+            ),
             ("INPUT", ["-p", "tcp", "--syn", "--dport", port]),
-        ]  # fmt: skip
+        ]
     return [("INPUT", ["!", "-i", "lo", "-p", "tcp", "--syn", "--dport", port])]
 
 
@@ -337,12 +369,17 @@ def wait_connect(address, port, timeout):
 
 
 def docker_inspect(container, template):
-    result = subprocess.run(
-        ["docker", "container", "inspect", "--format", template, container],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """The template for container; None if there is no such container (or no Docker yet:
+    a host being restored gets its engine from the converge after the restore)."""
+    try:
+        result = subprocess.run(
+            ["docker", "container", "inspect", "--format", template, container],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -352,11 +389,21 @@ def restart_container(args):
         return {"restarted": False, "reason": "%s is not running" % args.container}
     with held_connections(hold_rules(args.port, container=True)):
         subprocess.run(
-            ["docker", "compose", "--project-directory", args.compose_dir,
-             "--file", os.path.join(args.compose_dir, "compose.yml"),
-             "restart", "--timeout", str(args.drain + 10), args.service],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "docker",
+                "compose",
+                "--project-directory",
+                args.compose_dir,
+                "--file",
+                os.path.join(args.compose_dir, "compose.yml"),
+                "restart",
+                "--timeout",
+                str(args.drain + 10),
+                args.service,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         address = (
             docker_inspect(
                 args.container, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
@@ -520,6 +567,375 @@ def acme_deploy(config_path):
                 % (step[0], (result.stdout + result.stderr).strip()[-1000:])
             )
     return report
+
+
+# --- backup and restore ---------------------------------------------------------------------
+
+
+def _json_lines(text):
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def restic_environment(secrets, repository):
+    """restic's environment: the repository, its password and the store's keys, never on
+    a command line (ps would show them) or in a file other than the 0600 secrets."""
+    env = {key: os.environ[key] for key in ("PATH", "LANG", "TZ") if key in os.environ}
+    env.update({key: str(value) for key, value in secrets.get("environment", {}).items()})
+    env.update(
+        RESTIC_REPOSITORY=repository,
+        RESTIC_PASSWORD=secrets["password"],
+        RESTIC_CACHE_DIR=RESTIC_CACHE,
+        HOME="/root",
+    )
+    return env
+
+
+def load_secrets():
+    with open(SECRETS_FILE) as handle:
+        return json.load(handle)
+
+
+def restic(env, *args, check=True):
+    """restic with the given arguments; its failure names the command and restic's words
+    (its environment holds the secrets and is never part of a message)."""
+    result = subprocess.run(["restic", *args], capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise ControlError(
+            "restic %s failed: %s" % (args[0], (result.stderr or result.stdout).strip()[-1500:])
+        )
+    return result
+
+
+def repository_exists(env):
+    return restic(env, "cat", "config", check=False).returncode == 0
+
+
+LINK = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _read_link(path, attempts=50):
+    """A link file's content, read again while the registry is rewriting it (2.x truncates
+    a tag's link and writes the new digest into the same file)."""
+    for _attempt in range(attempts):
+        with open(path) as handle:
+            content = handle.read()
+        if LINK.match(content.strip()):
+            return content
+        time.sleep(0.02)
+    raise ControlError("%s does not hold a digest: %r" % (path, content[:100]))
+
+
+def stage_store(data_dir, stage):
+    """The store in stage: the repositories' links copied (their uploads in progress left
+    out), then the blobs as hard links (see above)."""
+    shutil.rmtree(stage, ignore_errors=True)
+    target = os.path.join(stage, "docker", "registry", "v2")
+    os.makedirs(target)
+    store = os.path.join(data_dir, "docker", "registry", "v2")
+    repositories = os.path.join(store, "repositories")
+    for directory, subdirectories, files in os.walk(repositories):
+        subdirectories[:] = [name for name in subdirectories if name != "_uploads"]
+        destination = os.path.join(target, os.path.relpath(directory, store))
+        os.makedirs(destination, exist_ok=True)
+        for name in files:
+            if name == "link":
+                try:
+                    content = _read_link(os.path.join(directory, name))
+                except FileNotFoundError:
+                    continue  # deleted since the walk listed it
+                with open(os.path.join(destination, name), "w") as handle:
+                    handle.write(content)
+    if os.path.isdir(os.path.join(store, "blobs")):
+        subprocess.run(["cp", "-al", os.path.join(store, "blobs"), target], check=True)
+
+
+def copy_bucket(settings, copy):
+    """The store's bucket into a second one (rclone), links first and blobs second, for the
+    reason the stage is made in that order."""
+    source = settings["s3"]
+    env = dict(os.environ)
+    for name, side in (("SRC", source), ("DST", copy)):
+        env.update(
+            {
+                "RCLONE_CONFIG_%s_TYPE" % name: "s3",
+                "RCLONE_CONFIG_%s_PROVIDER" % name: "Other",
+                "RCLONE_CONFIG_%s_ENDPOINT" % name: side.get("endpoint", ""),
+                "RCLONE_CONFIG_%s_REGION" % name: side.get("region", ""),
+            }
+        )
+    env["RCLONE_CONFIG_SRC_ACCESS_KEY_ID"] = container_env("REGISTRY_STORAGE_S3_ACCESSKEY") or ""
+    env["RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY"] = (
+        container_env("REGISTRY_STORAGE_S3_SECRETKEY") or ""
+    )
+    env["RCLONE_CONFIG_DST_ACCESS_KEY_ID"] = copy["access_key"]
+    env["RCLONE_CONFIG_DST_SECRET_ACCESS_KEY"] = copy["secret_key"]
+    root = "/".join(
+        p for p in (source.get("rootdirectory", "").strip("/"), "docker/registry/v2") if p
+    )
+    for part in ("repositories", "blobs"):
+        result = subprocess.run(
+            [
+                "rclone",
+                "sync",
+                "--s3-no-check-bucket",
+                "src:%s/%s/%s" % (source["bucket"], root, part),
+                "dst:%s/%s/%s" % (copy["bucket"], root, part),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ControlError("copying the bucket failed: %s" % result.stderr.strip()[-1500:])
+
+
+def record_backup(path, report):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    _write_atomically(path, (json.dumps(report, indent=2) + "\n").encode(), 0o644)
+
+
+def backup(settings):
+    """One backup: stage, snapshot, forget and prune, check; the record of it. A failed
+    step fails the backup before anything older is forgotten."""
+    started = time.time()
+    secrets = load_secrets()
+    env = restic_environment(secrets, settings["repository"])
+    host_tag = "host=" + settings["host"]
+    paths = [path for path in settings.get("paths", []) if os.path.exists(path)]
+    stage = None
+    report = {"started": started}
+    try:
+        with locked("backup", CONFIG.get("lock_wait", 600), ttl=3600):
+            lock_started = report["staged_from"] = time.time()
+            if settings.get("data_dir"):
+                stage = os.path.join(settings["data_dir"], STAGE)
+                stage_store(settings["data_dir"], stage)
+                paths.append(stage)
+            if settings.get("bucket_copy"):
+                copy_bucket(
+                    settings, dict(settings["bucket_copy"], **secrets.get("bucket_copy", {}))
+                )
+            report["staged_until"] = time.time()
+            report["lock_seconds"] = round(report["staged_until"] - lock_started, 3)
+        result = restic(
+            env,
+            "backup",
+            "--json",
+            "--host",
+            settings["host"],
+            "--tag",
+            "privreg",
+            "--tag",
+            host_tag,
+            *paths,
+        )
+        summary = next(
+            (line for line in _json_lines(result.stdout) if line.get("message_type") == "summary"),
+            {},
+        )
+        report.update(
+            snapshot=summary.get("snapshot_id"),
+            files=summary.get("total_files_processed"),
+            bytes=summary.get("total_bytes_processed"),
+            bytes_added=summary.get("data_added"),
+        )
+        keep = settings.get("keep", {})
+        restic(
+            env,
+            "forget",
+            "--tag",
+            host_tag,
+            "--prune",
+            *[
+                arg
+                for period in ("last", "daily", "weekly", "monthly")
+                if keep.get(period)
+                for arg in ("--keep-" + period, str(keep[period]))
+            ],
+        )
+        check = ["check"] + (
+            ["--read-data-subset", settings["check_read_data_subset"]]
+            if settings.get("check_read_data_subset")
+            else []
+        )
+        restic(env, *check)
+    except (ControlError, subprocess.CalledProcessError, OSError) as exc:
+        report.update(result="failed", error=str(exc), seconds=round(time.time() - started, 3))
+        if settings.get("state_file"):
+            record_backup(settings["state_file"], report)
+        raise ControlError(str(exc)) from exc
+    finally:
+        if stage:
+            shutil.rmtree(stage, ignore_errors=True)
+    report.update(result="ok", seconds=round(time.time() - started, 3), finished=time.time())
+    if settings.get("state_file"):
+        record_backup(settings["state_file"], report)
+    return report
+
+
+def backup_init(settings):
+    env = restic_environment(load_secrets(), settings["repository"])
+    if repository_exists(env):
+        return {"initialized": False}
+    restic(env, "init")
+    return {"initialized": True}
+
+
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_store(v2):
+    """A store as the registry reads it: every blob's data hashes to its name, and every tag's
+    manifest (an index's child manifests too) and all the blobs they reference are there,
+    linked into their repository."""
+    report = {"blobs": 0, "corrupt_blobs": [], "tags": 0, "missing": []}
+    blobs = os.path.join(v2, "blobs", "sha256")
+    for prefix in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+        for name in sorted(os.listdir(os.path.join(blobs, prefix))):
+            data = os.path.join(blobs, prefix, name, "data")
+            if os.path.isfile(data):
+                report["blobs"] += 1
+                if _sha256_of(data) != name:
+                    report["corrupt_blobs"].append("sha256:" + name)
+
+    def blob(digest):
+        algorithm, hexdigest = digest.split(":", 1)
+        path = os.path.join(v2, "blobs", algorithm, hexdigest[:2], hexdigest, "data")
+        return path if os.path.isfile(path) else None
+
+    def linked(repository, kind, digest):
+        algorithm, hexdigest = digest.split(":", 1)
+        return os.path.isfile(os.path.join(repository, kind, algorithm, hexdigest, "link"))
+
+    def check_manifest(repository, name, where, digest):
+        path = blob(digest)
+        if path is None or not linked(repository, os.path.join("_manifests", "revisions"), digest):
+            report["missing"].append("%s: manifest %s" % (where, digest))
+            return
+        with open(path, "rb") as handle:
+            manifest = json.loads(handle.read())
+        for child in manifest.get("manifests") or []:
+            check_manifest(repository, name, where, child["digest"])
+        for part in ([manifest["config"]] if manifest.get("config") else []) + (
+            manifest.get("layers") or []
+        ):
+            if blob(part["digest"]) is None or not linked(repository, "_layers", part["digest"]):
+                report["missing"].append("%s: blob %s" % (where, part["digest"]))
+
+    repositories = os.path.join(v2, "repositories")
+    for directory, subdirectories, _files in os.walk(repositories):
+        if "_manifests" not in subdirectories:
+            continue
+        name = os.path.relpath(directory, repositories)
+        tags = os.path.join(directory, "_manifests", "tags")
+        for tag in sorted(os.listdir(tags)) if os.path.isdir(tags) else []:
+            link = os.path.join(tags, tag, "current", "link")
+            if not os.path.isfile(link):
+                continue
+            report["tags"] += 1
+            with open(link) as handle:
+                check_manifest(directory, name, "%s:%s" % (name, tag), handle.read().strip())
+    report["ok"] = not report["corrupt_blobs"] and not report["missing"]
+    return report
+
+
+def backup_verify(settings):
+    """Verify the latest snapshot without touching the registry: restic reads every pack
+    (check --read-data), and the store restored into a scratch directory is verified."""
+    env = restic_environment(load_secrets(), settings["repository"])
+    restic(env, "check", "--read-data")
+    report = {"checked": True}
+    if settings.get("data_dir"):
+        # Beside the store: a scratch copy of it may be large (/tmp is often memory).
+        scratch = tempfile.mkdtemp(prefix=".privreg-verify.", dir=settings["data_dir"])
+        try:
+            stage = os.path.join(settings["data_dir"], STAGE)
+            restic(
+                env,
+                "restore",
+                "latest",
+                "--host",
+                settings["host"],
+                "--tag",
+                "host=" + settings["host"],
+                "--target",
+                scratch,
+                "--include",
+                stage,
+            )
+            report.update(
+                verify_store(os.path.join(scratch, stage.lstrip("/"), "docker", "registry", "v2"))
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if not report["ok"]:
+            raise ControlError(
+                "the snapshot's store is damaged: %d corrupt blobs, %d missing (%s)"
+                % (
+                    len(report["corrupt_blobs"]),
+                    len(report["missing"]),
+                    "; ".join((report["corrupt_blobs"] + report["missing"])[:5]),
+                )
+            )
+    return report
+
+
+def restore(host_tag, data_dir, container, snapshot, force, repository, only_check=False):
+    """Put a snapshot back on this host: the state where it was, the store into data_dir.
+    A host that has a registry already is refused unless forced (then its registry is
+    stopped and its store kept aside)."""
+    live = []
+    if docker_inspect(container, "{{.Id}}"):
+        live.append("a container %s" % container)
+    store = os.path.join(data_dir, "docker")
+    if os.path.isdir(store) and os.listdir(store):
+        live.append("a store in %s" % store)
+    if live and not force:
+        raise ControlError(
+            "this host has a registry already (%s): restoring would replace it. Restore onto a "
+            "new host, or pass --force (registry_maintenance_restore_force: true)" % ", ".join(live)
+        )
+    if only_check:
+        return {"restorable": True, "live": live}
+    env = restic_environment(load_secrets(), repository)
+    if live:
+        subprocess.run(["docker", "stop", container], capture_output=True, check=False)
+        if os.path.isdir(store):
+            os.rename(store, "%s.before-restore-%d" % (store, time.time()))
+    listing = restic(env, "snapshots", "--json", "--tag", "host=" + host_tag)
+    snapshots = json.loads(listing.stdout or "[]")
+    if not snapshots:
+        raise ControlError("the repository has no snapshot of %s" % host_tag)
+    if snapshot == "latest":
+        chosen = snapshots[-1]["short_id"]
+    else:
+        # Another host's snapshot would bring its CA and keys here: only this host's.
+        ids = {s.get("short_id") for s in snapshots} | {s.get("id") for s in snapshots}
+        if snapshot not in ids:
+            raise ControlError(
+                "snapshot %s is not one of %s's (%s)"
+                % (snapshot, host_tag, ", ".join(s["short_id"] for s in snapshots[-5:]))
+            )
+        chosen = snapshot
+    restic(env, "restore", chosen, "--target", "/")
+    stage = os.path.join(data_dir, STAGE)
+    if os.path.isdir(os.path.join(stage, "docker")):
+        os.rename(os.path.join(stage, "docker"), store)
+    shutil.rmtree(stage, ignore_errors=True)
+    return {"restored": chosen, "snapshots": len(snapshots), "forced": bool(live)}
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -798,6 +1214,18 @@ def parser():
     sub.add_argument("--check", action="store_true")
     sub = command("acme-deploy")
     sub.add_argument("--config", required=True)
+    for name in ("backup-init", "backup", "backup-verify"):
+        command(name, config=True)
+    sub = command("restore")
+    sub.add_argument("--host-tag", required=True, help="whose snapshots (the inventory name)")
+    sub.add_argument("--data-dir", required=True, help="where the registry's store goes")
+    sub.add_argument("--container", required=True, help="the registry's container")
+    sub.add_argument("--repository", required=True)
+    sub.add_argument("--snapshot", default="latest")
+    sub.add_argument("--force", action="store_true", help="even onto a host with a registry")
+    sub.add_argument("--check", action="store_true", help="only whether it would be refused")
+    sub = command("verify-store")
+    sub.add_argument("directory", help="a store's docker/registry/v2 directory")
     return top
 
 
@@ -904,7 +1332,10 @@ def main():
         print(install_tls(args.key, args.cert, args.dest, args.owner, args.check))
         return 0
     if hasattr(args, "config") and args.command != "acme-deploy":
-        load_config(args.config, required=args.command in GC_COMMANDS)
+        load_config(
+            args.config,
+            required=args.command in GC_COMMANDS + ("backup-init", "backup", "backup-verify"),
+        )
     if getattr(args, "wait", None) is None and hasattr(args, "wait"):
         args.wait = CONFIG.get("lock_wait", 600 if args.command == "restart" else 0)
     try:
@@ -936,6 +1367,27 @@ def main():
             report.update(restart_service(args))
         elif args.command == "acme-deploy":
             report.update(acme_deploy(args.config))
+        elif args.command in ("backup-init", "backup", "backup-verify"):
+            if not CONFIG.get("backup"):
+                raise ControlError("no backup is configured in %s" % args.config)
+            action = {"backup-init": backup_init, "backup": backup, "backup-verify": backup_verify}
+            report.update(action[args.command](CONFIG["backup"]))
+        elif args.command == "restore":
+            report.update(
+                restore(
+                    args.host_tag,
+                    args.data_dir,
+                    args.container,
+                    args.snapshot,
+                    args.force,
+                    args.repository,
+                    only_check=args.check,
+                )
+            )
+        elif args.command == "verify-store":
+            report.update(verify_store(args.directory))
+            if not report["ok"]:
+                return report_and_exit(report, 1)
     except (ControlError, subprocess.CalledProcessError, OSError) as exc:
         report["error"] = str(exc)
         return report_and_exit(report, 1)
