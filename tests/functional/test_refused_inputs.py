@@ -25,6 +25,18 @@ PLAYBOOK = Path(__file__).with_name("preflight.yml")
 
 USERS = [{"name": "pusher", "password": "molecule-pusher-pw"}]
 CLIENT = {"registry_client_username": "pusher", "registry_client_password": "molecule-pusher-pw"}
+BACKUP = {
+    "registry_maintenance_backup_enabled": True,
+    "registry_maintenance_backup_repository": "/srv/backups",
+    "registry_maintenance_backup_password": "pw",
+}
+BUCKET_COPY = {
+    "endpoint": "https://s3.lab:8333",
+    "bucket": "copy",
+    "region": "us-east-1",
+    "access_key": "k",
+    "secret_key": "s",
+}
 S3 = {
     "registry_server_storage_driver": "s3",
     "registry_server_storage_s3_bucket": "registry",
@@ -187,6 +199,75 @@ CASES = [
         "server",
         {"registry_maintenance_converge_lock_wait": -5},
         "registry_maintenance_converge_lock_wait (-5) is outside 0-86400",
+    ),
+    (
+        "backup-without-password",
+        "server",
+        {
+            "registry_maintenance_backup_enabled": True,
+            "registry_maintenance_backup_repository": "/b",
+        },
+        "registry_maintenance_backup_repository and registry_maintenance_backup_password must both",
+    ),
+    (
+        "backup-repository-relative",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_repository="backups"),
+        "registry_maintenance_backup_repository ('backups') is neither an absolute path nor",
+    ),
+    (
+        "backup-repository-credentials",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_repository="s3:https://key:secret@s3.lab/b"),
+        "has credentials in it; give them in registry_maintenance_backup_environment",
+    ),
+    (
+        "backup-keep-negative",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_keep_daily=-1),
+        "registry_maintenance_backup_keep_daily (-1) is outside 0-10000",
+    ),
+    (
+        "backup-check-subset",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_check_read_data_subset="half"),
+        "registry_maintenance_backup_check_read_data_subset ('half') is not a share of the data",
+    ),
+    (
+        "backup-calendar-injection",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_timer_on_calendar="daily\nExecStart=/bin/sh"),
+        "registry_maintenance_backup_timer_on_calendar",
+    ),
+    (
+        "bucket-copy-of-a-disk-store",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_bucket_copy=BUCKET_COPY),
+        "registry_maintenance_backup_bucket_copy copies an S3 store, but this registry keeps its "
+        "blobs on filesystem",
+    ),
+    (
+        "bucket-copy-incomplete",
+        "server",
+        dict(S3, **BACKUP, registry_maintenance_backup_bucket_copy={"bucket": "copy"}),
+        "registry_maintenance_backup_bucket_copy needs endpoint (an http or https URL), bucket, "
+        "region, access_key and secret_key; it lacks endpoint, region, access_key, secret_key",
+    ),
+    (
+        "bucket-copy-bucket-path",
+        "server",
+        dict(
+            S3,
+            **BACKUP,
+            registry_maintenance_backup_bucket_copy=dict(BUCKET_COPY, bucket="copy/../other"),
+        ),
+        'bucket "copy/../other"',
+    ),
+    (
+        "restore-snapshot-path",
+        "server",
+        {"registry_maintenance_restore_snapshot": "../latest"},
+        "registry_maintenance_restore_snapshot",
     ),
     (
         "delete-untagged-on-2",
