@@ -264,6 +264,18 @@ CASES = [
         'bucket "copy/../other"',
     ),
     (
+        "bucket-copy-endpoint-credentials",
+        "server",
+        dict(
+            S3,
+            **BACKUP,
+            registry_maintenance_backup_bucket_copy=dict(
+                BUCKET_COPY, endpoint="https://k:s@s3.lab"
+            ),
+        ),
+        "endpoint must be an http or https URL",
+    ),
+    (
         "restore-snapshot-path",
         "server",
         {"registry_maintenance_restore_snapshot": "../latest"},
@@ -608,6 +620,20 @@ ACCEPTED = {
             "registry_server_auth_mode": "token",
         },
     ),
+    "server-backup": (
+        "server",
+        dict(BACKUP, registry_maintenance_backup_check_read_data_subset="5%"),
+    ),
+    "server-s3-backup-bucket-copy": (
+        "server",
+        dict(
+            S3,
+            **dict(BACKUP, registry_maintenance_backup_repository="s3:http://storage:8333/b"),
+            registry_maintenance_backup_bucket_copy=dict(
+                BUCKET_COPY, endpoint="http://storage:8333"
+            ),
+        ),
+    ),
     "client": ("client", dict(CLIENT)),
     "web": ("web", {}),
 }
@@ -692,3 +718,9 @@ def test_bad_input_is_refused_with_the_variable_named(
     failed = failure_message(preflight_run, alias(case))
     assert failed is not None
     assert message in failed, failed
+
+
+def test_a_refused_endpoint_is_not_echoed(preflight_run):
+    """An endpoint with credentials in it is refused without showing them."""
+    failed = failure_message(preflight_run, alias("bucket-copy-endpoint-credentials"))
+    assert failed and "k:s@" not in failed, failed
