@@ -767,11 +767,12 @@ def backup(settings):
             else []
         )
         restic(env, *check)
-    except (ControlError, subprocess.CalledProcessError, OSError) as exc:
-        report.update(result="failed", error=str(exc), seconds=round(time.time() - started, 3))
+    except Exception as exc:  # noqa: BLE001 - whatever failed is recorded, then reported
+        error = str(exc) if isinstance(exc, ControlError) else "%s: %s" % (type(exc).__name__, exc)
+        report.update(result="failed", error=error, seconds=round(time.time() - started, 3))
         if settings.get("state_file"):
             record_backup(settings["state_file"], report)
-        raise ControlError(str(exc)) from exc
+        raise ControlError(error) from exc
     finally:
         if stage:
             shutil.rmtree(stage, ignore_errors=True)

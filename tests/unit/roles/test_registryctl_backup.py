@@ -244,3 +244,27 @@ def test_restore_takes_a_chosen_snapshot_of_this_host_by_either_id(tmp_path, fak
     for chosen in ("aaaaaaaa", "a" * 64):
         report = ctl.restore("registry", str(tmp_path / "data"), "registry", chosen, False, "/r")
         assert report["restored"] == chosen
+
+
+def test_a_failed_backup_is_recorded_and_forgets_nothing(tmp_path, monkeypatch):
+    """Any failure (here a bucket copy without the store's S3 settings) ends as a
+    ControlError that names it, recorded for monitoring, before restic forgets anything."""
+    fake = FakeRestic()
+    monkeypatch.setattr(ctl, "restic", fake)
+    monkeypatch.setattr(ctl, "load_secrets", lambda: {"password": "p"})
+    monkeypatch.setattr(ctl, "LOCK_FILE", str(tmp_path / "lock" / "maintenance.lock"))
+    state = tmp_path / "state" / "backup.json"
+    settings = {
+        "repository": "/r",
+        "host": "registry",
+        "paths": [],
+        "data_dir": "",
+        "bucket_copy": {"endpoint": "http://s3", "bucket": "copy", "region": "r"},
+        "state_file": str(state),
+    }
+    with pytest.raises(ctl.ControlError, match="KeyError: 's3'"):
+        ctl.backup(settings)
+    record = json.loads(state.read_text())
+    assert record["result"] == "failed"
+    assert "KeyError" in record["error"]
+    assert fake.calls == []  # no snapshot, so no forget
