@@ -684,6 +684,14 @@ def copy_bucket(settings, copy):
                 "rclone",
                 "sync",
                 "--s3-no-check-bucket",
+                # A refusing destination fails the backup in seconds, not after rclone's
+                # default 3 x 10 retries, because the copy holds the maintenance lock.
+                "--retries",
+                "1",
+                "--low-level-retries",
+                "3",
+                "--contimeout",
+                "15s",
                 "src:%s/%s/%s" % (source["bucket"], root, part),
                 "dst:%s/%s/%s" % (copy["bucket"], root, part),
             ],
