@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 REGISTRY_PORT = 5000
 REPO = Path(__file__).resolve().parents[2]
@@ -293,3 +294,168 @@ def pull_load(host_name, base_url, user, password, repository, digest, realm="")
         report["outage_seconds"] = (
             round(failures[-1]["at"] - failures[0]["at"], 1) if failures else 0.0
         )
+
+
+# Run on a client (its trust store has the registry's CA): every repository, tag and the
+# digest each tag resolves to, plus the children of every index.
+_CATALOG_DIGESTS = r"""
+import base64, json, sys, urllib.request
+base, user, password, accept = sys.argv[1:5]
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+def get(path, method="GET"):
+    request = urllib.request.Request(base + path, method=method)
+    request.add_header("Authorization", auth)
+    request.add_header("Accept", accept)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.headers, response.read()
+catalog = json.loads(get("/v2/_catalog?n=1000")[1])["repositories"]
+out = {}
+for repository in catalog:
+    tags = json.loads(get("/v2/%s/tags/list?n=1000" % repository)[1]).get("tags") or []
+    out[repository] = {}
+    for tag in sorted(tags):
+        headers, body = get("/v2/%s/manifests/%s" % (repository, tag))
+        manifest = json.loads(body)
+        out[repository][tag] = {
+            "digest": headers["Docker-Content-Digest"],
+            "children": [m["digest"] for m in manifest.get("manifests", [])],
+        }
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def catalog_digests(client, registry, user, password):
+    """{repository: {tag: {digest, children}}} as the registry serves it to client."""
+    return json.loads(
+        client.check_output(
+            "python3 -c %s %s %s %s %s",
+            _CATALOG_DIGESTS,
+            "https://" + registry,
+            user,
+            password,
+            MANIFEST_TYPES,
+        )
+    )
+
+
+def pull_by_digest(client, registry, repository, digest, platform=None):
+    """docker pull repository@digest on client, nothing of it cached there before."""
+    reference = "%s/%s@%s" % (registry, repository, digest)
+    client.run("docker rmi -f %s", reference)
+    options = "--platform %s " % platform if platform else ""
+    client.check_output("docker pull " + options + "%s", reference)
+
+
+def secret_renderings(secret):
+    """The ways a secret can appear in a run's output or a journal: as it is, JSON-escaped
+    (ASCII or not), inside YAML's double or single quotes, as Python writes it, and quoted
+    for a shell."""
+    forms = {secret, repr(secret)[1:-1], shlex.quote(secret)}
+    for ensure_ascii in (True, False):
+        forms.add(json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1])
+    for style in ('"', "'"):
+        for allow_unicode in (True, False):
+            dumped = yaml.safe_dump(
+                secret, default_style=style, allow_unicode=allow_unicode, width=float("inf")
+            )
+            forms.add(dumped.strip()[1:-1])
+    return forms
+
+
+def leaked(secrets, text):
+    """The positions in secrets of those found in text in any rendering (never the secrets
+    themselves: a failing assertion prints what it compares)."""
+    return [
+        index
+        for index, secret in enumerate(secrets)
+        if any(form in text for form in secret_renderings(secret))
+    ]
+
+
+def replace_hosts(*names):
+    """Lose scenario hosts and rebuild them: each container and its volumes removed, a new
+    one of the same image started under the same name (resources/replace_hosts.yml)."""
+    hosts = [
+        {
+            "name": name,
+            "image": subprocess.check_output(
+                ["docker", "inspect", "-f", "{{.Config.Image}}", container_name(name)], text=True
+            ).strip(),
+        }
+        for name in names
+    ]
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            str(Path(__file__).resolve().parent / "resources" / "replace_hosts.yml"),
+            "-e",
+            json.dumps({"replaced_hosts": hosts}),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+# Pushes from a client, one after another until /tmp/push.stop exists: each a new
+# one-layer image (300 kB of random data) tagged with its number; one line per push:
+# number, start and end (epoch seconds), and the digest pushed or "failed".
+_PUSH_LOAD = r"""
+i=0
+while [ ! -e /tmp/push.stop ]; do
+  i=$((i+1)); d=$(mktemp -d); ref="$1:$i"
+  head -c 300000 /dev/urandom > "$d/payload"
+  tar -C "$d" -cf - payload | docker import - "$ref" >/dev/null
+  started=$(date +%s.%N)
+  if out=$(docker push "$ref" 2>&1); then
+    digest=$(printf '%s\n' "$out" | sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p')
+    echo "$i $started $(date +%s.%N) ${digest:-failed}"
+  else
+    echo "$i $started $(date +%s.%N) failed"
+  fi
+  docker rmi "$ref" >/dev/null 2>&1; rm -rf "$d"
+done
+"""
+
+
+@contextmanager
+def push_load(host_name, repository):
+    """docker push of new images to repository from host_name while the block runs. Yields
+    a list that holds, afterwards, every push: {tag, started, finished, digest or None}."""
+    host = test_host(host_name)
+    host.run("rm -f /tmp/push.stop")
+    load = subprocess.Popen(
+        ["docker", "exec", container_name(host_name), "bash", "-c", _PUSH_LOAD, "push", repository],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pushes = []
+    try:
+        yield pushes
+    finally:
+        host.run("touch /tmp/push.stop")
+        for line in load.communicate(timeout=120)[0].splitlines():
+            tag, started, finished, digest = line.split()
+            pushes.append(
+                {
+                    "tag": tag,
+                    "started": float(started),
+                    "finished": float(finished),
+                    "digest": None if digest == "failed" else digest,
+                }
+            )
+
+
+def storage_s3(variables):
+    """boto3's S3 resource for the scenario's storage host (SeaweedFS, resources/
+    prepare_s3_store.yml), with the scenario's keys (its s3_access_key, s3_secret_key)."""
+    import boto3  # only the scenarios with a storage host need it
+
+    return boto3.resource(
+        "s3",
+        endpoint_url="http://%s:8333" % container_address("storage"),
+        aws_access_key_id=variables["s3_access_key"],
+        aws_secret_access_key=variables["s3_secret_key"],
+        region_name="us-east-1",
+    )

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 from registry_helpers import (
     SERVER_STATE,
-    container_name,
     converge,
     http,
+    leaked,
     manifest_digest,
     pull_and_check_digest,
     push_unique_image,
     recap,
+    storage_s3,
     unique_image,
 )
 
@@ -30,26 +29,7 @@ ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", Path.cwd() / "artifacts"))
 def bucket(inventory):
     """The registry's bucket, seen through the S3 API of the storage host."""
     variables = inventory.get_variables("storage")
-    address = subprocess.run(
-        [
-            "docker",
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            container_name("storage"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    s3 = boto3.resource(
-        "s3",
-        endpoint_url="http://%s:8333" % address,
-        aws_access_key_id=variables["s3_access_key"],
-        aws_secret_access_key=variables["s3_secret_key"],
-        region_name="us-east-1",
-    )
-    return s3.Bucket(variables["s3_bucket"])
+    return storage_s3(variables).Bucket(variables["s3_bucket"])
 
 
 def objects(bucket):
@@ -218,7 +198,8 @@ def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
     server, client_a, client_b, registry, inventory
 ):
     """New S3 keys (awkward ones) go through the storage probe and into the registry, and
-    no key, password or http secret reaches the output of a -vvv --diff run."""
+    no key, password (the backup repository's among them) or http secret reaches the output
+    of a -vvv --diff run, in any rendering."""
     variables = inventory.get_variables("registry")
     new_keys = {
         "registry_server_storage_s3_accesskey": variables["s3_second_access_key"],
@@ -234,10 +215,11 @@ def test_a_storage_change_logs_no_secret_even_with_vvv_and_diff(
     secrets = [
         variables["s3_secret_key"],
         variables["s3_second_secret_key"],
+        variables["backup_password"],
         http_secret,
         *(user["password"] for user in variables["registry_server_users"]),
     ]
-    assert [s for s in secrets if s in output] == []
+    assert leaked(secrets, output) == []
     assert len(output) > 100_000  # -vvv really was on
     # Back to the scenario's keys (the store accepts both).
     rc, output = converge("--limit", "registry")

@@ -1,4 +1,5 @@
-"""From registry 2.8.3 to 3.1.1 on a running deployment, and back.
+"""From registry 2.8.3 to 3.1.1 on a running deployment, and back (test_2_host_loss.py
+goes on from where this leaves the registry).
 
 The tests run in file order and share one record (STATE): the catalog pushed under 2.8,
 the upgrade (with a pull load running across it), what 3.x serves afterwards, garbage
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 from registry_helpers import (
     MANIFEST_TYPES,
+    catalog_digests,
     converge,
     http,
+    pull_by_digest,
     pull_load,
     push_unique_image,
     recap,
@@ -32,56 +35,13 @@ IMAGE_3 = {
 }
 STATE: dict = {}
 
-# Run on the client (its trust store has the registry's CA): every repository, tag and
-# the digest each tag resolves to, plus the children of every index.
-_SNAPSHOT = r"""
-import base64, json, sys, urllib.request
-base, user, password, accept = sys.argv[1:5]
-auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-def get(path, method="GET"):
-    request = urllib.request.Request(base + path, method=method)
-    request.add_header("Authorization", auth)
-    request.add_header("Accept", accept)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.headers, response.read()
-catalog = json.loads(get("/v2/_catalog?n=1000")[1])["repositories"]
-out = {}
-for repository in catalog:
-    tags = json.loads(get("/v2/%s/tags/list?n=1000" % repository)[1]).get("tags") or []
-    out[repository] = {}
-    for tag in sorted(tags):
-        headers, body = get("/v2/%s/manifests/%s" % (repository, tag))
-        manifest = json.loads(body)
-        out[repository][tag] = {
-            "digest": headers["Docker-Content-Digest"],
-            "children": [m["digest"] for m in manifest.get("manifests", [])],
-        }
-print(json.dumps(out, sort_keys=True))
-"""
-
 
 def snapshot(client, registry):
-    return json.loads(
-        client.check_output(
-            "python3 -c %s %s %s %s %s",
-            _SNAPSHOT,
-            "https://" + registry,
-            USER,
-            PASSWORD,
-            MANIFEST_TYPES,
-        )
-    )
+    return catalog_digests(client, registry, USER, PASSWORD)
 
 
 def running_image(server):
     return server.check_output("docker inspect -f '{{.Config.Image}}' registry")
-
-
-def pull_by_digest(client, registry, repository, digest, platform=None):
-    reference = "%s/%s@%s" % (registry, repository, digest)
-    client.run("docker rmi -f %s", reference)
-    options = "--platform %s " % platform if platform else ""
-    client.check_output("docker pull " + options + "%s", reference)
 
 
 def count(catalog):
