@@ -292,22 +292,10 @@ def hold_rules(port, container):
         if not chain_exists("DOCKER-USER"):
             return []
         return [
-            (
-                "DOCKER-USER",
-                [
-                    "-p",
-                    "tcp",
-                    "--syn",
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "NEW",
-                    "--ctorigdstport",
-                    port,
-                ],
-            ),
+            ("DOCKER-USER", ["-p", "tcp", "--syn", "-m", "conntrack", "--ctstate", "NEW",
+                             "--ctorigdstport", port]),
             ("INPUT", ["-p", "tcp", "--syn", "--dport", port]),
-        ]
+        ]  # fmt: skip
     return [("INPUT", ["!", "-i", "lo", "-p", "tcp", "--syn", "--dport", port])]
 
 
@@ -389,21 +377,11 @@ def restart_container(args):
         return {"restarted": False, "reason": "%s is not running" % args.container}
     with held_connections(hold_rules(args.port, container=True)):
         subprocess.run(
-            [
-                "docker",
-                "compose",
-                "--project-directory",
-                args.compose_dir,
-                "--file",
-                os.path.join(args.compose_dir, "compose.yml"),
-                "restart",
-                "--timeout",
-                str(args.drain + 10),
-                args.service,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+            ["docker", "compose", "--project-directory", args.compose_dir,
+             "--file", os.path.join(args.compose_dir, "compose.yml"),
+             "restart", "--timeout", str(args.drain + 10), args.service],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
         address = (
             docker_inspect(
                 args.container, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
