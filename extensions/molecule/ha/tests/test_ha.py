@@ -19,6 +19,7 @@ from registry_helpers import (
     converge,
     finish_playbook,
     http,
+    leaked,
     pull_and_check_digest,
     push_unique_image,
     recap,
@@ -329,7 +330,8 @@ def changes():
 def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas(client, lb):
     """Faults 5 and 6 in one: site.yml changing users, the certificates and a config value is
     killed part-way twice, then run to the end (rolling: one replica at a time, drained,
-    restarted, back in), and the next run changes nothing."""
+    restarted, back in). That the next run changes nothing is asserted on the next test's
+    converge, the same inventory run again: one no-op run of six hosts less in CI."""
     before = {replica: registry_started_at(replica) for replica in REPLICAS}
     load = start_load(max_seconds=900)
     time.sleep(6)
@@ -346,8 +348,6 @@ def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas
         rc, output = converge("-e", changes())
         seconds = time.monotonic() - started
         rolling_seconds = time.monotonic() - completed
-        assert rc == 0, output[-3000:]
-        rc, output = converge("-e", changes())
     finally:
         report = stop_load(load)
     record("interrupted_converges_changing_users_certificate_config", report, seconds)
@@ -357,7 +357,6 @@ def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas
     record_results()
     assert kills == [True, True], "a run ended before it could be killed"
     assert rc == 0, output[-3000:]
-    assert all(counts["changed"] == 0 for counts in recap(output).values()), recap(output)
     restarted = [r for r in REPLICAS if registry_started_at(r) != before[r]]
     assert restarted == list(REPLICAS)
     assert http(client, "https://%s/v2/" % LB, "newcomer", "molecule-newcomer-pw")["status"] == 200
@@ -487,7 +486,8 @@ def gc_lock_holder(replica):
 
 
 def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
-    """gc.yml while the load loop runs; a second gc.yml is refused and a converge waits."""
+    """gc.yml while the load loop runs; a second gc.yml is refused and a converge waits,
+    then runs and changes nothing: the last test's inventory again, after its rolling run."""
     doomed = PUSHED[:10]
     del PUSHED[:10]
     # Pulled first, so the shared cache (emptied when Redis restarted) holds descriptors of
@@ -509,7 +509,7 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
         second_rc, second = converge(
             "-e", "registry_maintenance_gc_lock_wait=0", playbook="playbooks/gc.yml"
         )
-        during = start_playbook("-e", changes())  # the last test's inventory: no restart
+        during = start_playbook("-e", changes())  # the last test's inventory
         gc_rc, gc_output = finish_playbook(gc)
         seconds = time.monotonic() - started
         converge_rc, converge_output = finish_playbook(during)
@@ -520,6 +520,10 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
     assert re.search(r"the lock is held by gc-[a-z0-9]{10} ", second), second[-3000:]
     assert gc_rc == 0, gc_output[-3000:]
     assert converge_rc == 0, converge_output[-3000:]
+    # After the collection every replica is back as the converge wants it: no change, no
+    # restart (a restart would drop the load's pulls, asserted below).
+    changed = {host: counts["changed"] for host, counts in recap(converge_output).items()}
+    assert set(changed.values()) == {0}, changed
     freed = re.search(r"Freed (\d+) blobs", gc_output)
     assert freed, gc_output[-3000:]
     assert int(freed.group(1)) >= 2 * len(doomed)
@@ -556,6 +560,22 @@ def test_the_reload_a_cut_off_run_owed_is_made_by_the_next_run(lb):
     rc, output = converge("--limit", "registry_lb", "-e", changes())
     assert rc == 0, output[-3000:]
     assert recap(output)["lb"]["changed"] == 0, recap(output)
+
+
+def test_a_new_cache_password_shows_in_no_diff(inventory):
+    """--check --diff of a new cache password: the run would change the password's file,
+    and neither the old nor the new password reaches the output in any rendering (the
+    settings' own file used to hold it, and its diff printed both)."""
+    old = inventory.get_variables("storage")["registry_cache_password"]
+    new = "New cache $pw 'q' \"d\" \\ #ünï-5555"
+    rc, output = converge(
+        "--limit", "registry_cache", "--check", "--diff",
+        "-e", json.dumps({"registry_cache_password": new}),
+    )  # fmt: skip
+    assert rc == 0, output[-3000:]
+    assert recap(output)["storage"]["changed"] > 0, recap(output)
+    assert "TASK [privreg.registry.registry_cache : Keep the cache's password]" in output
+    assert leaked([old, new], output) == []
 
 
 def test_no_image_pushed_under_load_was_lost(client):
