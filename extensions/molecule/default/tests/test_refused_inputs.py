@@ -48,10 +48,13 @@ CASES = [
         "names the host tokens.example.com, but the token service serves it with the certificate",
     ),
     (
-        "gc-lock-wait-too-long",
+        # Read by the host's own systemd-analyze: before it was, the timer's units were
+        # written and then failed to load.
+        "gc-calendar-systemd-cannot-read",
         "server",
-        {"registry_maintenance_gc_lock_wait": 100000},
-        "registry_maintenance_gc_lock_wait (100000) is outside 0-86400",
+        {"registry_maintenance_gc_timer_on_calendar": "every tuesday-ish"},
+        "registry_maintenance_gc_timer_on_calendar ('every tuesday-ish') is not a calendar "
+        "this host's systemd can read",
     ),
     (
         "moved-variable",
