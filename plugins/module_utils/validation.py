@@ -103,6 +103,11 @@ def integer(value, low, high):
     return None
 
 
+# What a directory of the roles may be spelled with (issue 33: `$(...)`, `;`, `%` reached
+# shell scripts and ExecStart= lines).
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+
+
 def data_dir(value):
     """A directory the role owns and chmods: absolute, normal, not a system directory."""
     if not isinstance(value, str) or not value:
@@ -111,6 +116,12 @@ def data_dir(value):
         return "has spaces, ':' or control characters; use a plain absolute path"
     if not value.startswith("/"):
         return "is not absolute; use an absolute directory such as /opt/registry"
+    if not _PLAIN_PATH.fullmatch(value):
+        return (
+            "has characters other than letters, digits, '.', '_', '-' and '/': it reaches "
+            "root's scripts and systemd unit lines, where $, % and ; act; use a plain path "
+            "such as /opt/registry"
+        )
     normal = posixpath.normpath(value)
     if normal != (value.rstrip("/") or "/") or "//" in value:
         return "is not in normal form (%s); write it as %s" % (value, normal)
@@ -391,6 +402,10 @@ CHECKS = {
     "secret": (secret, False),
     "secrets": (_mapping(identifier, secret), False),
     "text_line": (text_line, True),
+    # One line here; whether systemd can read it is asked of the managed host
+    # (action/check_settings: `systemd-analyze calendar`), whose systemd decides.
+    "systemd_calendar": (text_line, True),
+    "systemd_timespan": (text_line, True),
     "bucket": (bucket, True),
     "region": (region, True),
     "url": (url, True),

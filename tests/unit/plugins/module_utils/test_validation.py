@@ -72,6 +72,10 @@ def test_good_settings_pass(kind, value, options):
         ("data_dir", "/opt/reg istry", None, "spaces"),
         ("data_dir", "/opt/a:b", None, "':'"),
         ("data_dir", "", None, "empty"),
+        *(
+            ("data_dir", "/opt/reg" + bad, None, "characters other than")
+            for bad in ("$(touch${IFS}/tmp/x)", ";id", "`id`", "|id", "&id", "%h", "*", "\\x")
+        ),
         ("hostname", "bad_name", None, "neither a DNS name"),
         ("hostname", "-lead.example", None, "neither a DNS name"),
         ("hostname", "a..b", None, "neither a DNS name"),
@@ -113,6 +117,10 @@ def test_good_settings_pass(kind, value, options):
         ("extra_hosts", {"storage": "not-an-ip"}, None, "[storage] is not an IP address"),
         ("extra_hosts", {"bad host": "10.0.0.1"}, None, "neither a DNS name"),
         ("text_line", "two\nlines", None, "one line"),
+        # The host's systemd reads what passes (action/check_settings); a unit line never
+        # gets a line break.
+        ("systemd_calendar", "Sun\nExecStart=/bin/sh", None, "one line"),
+        ("systemd_timespan", "1h\rx", None, "one line"),
         (
             "environment",
             {"OTEL_X": "a\nREGISTRY_HTTP_SECRET=x"},
