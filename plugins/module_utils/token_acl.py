@@ -17,6 +17,7 @@ rule names the caller by ``account`` (a user name; ``*`` for any signed-in user;
 
 from __future__ import annotations
 
+import functools
 import re
 
 ACTIONS = ("pull", "push", "delete")
@@ -26,6 +27,21 @@ _RULE_KEYS = ("account", "group", "repository", "catalog", "actions", "comment")
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The repository grammar's characters, plus the glob's * and ?.
 _PATTERN_TEXT = re.compile(r"^[a-z0-9._/*?-]*$")
+# distribution's repository name grammar (reference/regexp.go) and its length limit: a name
+# outside them names no repository, so it is granted nothing and never reaches a glob (a
+# glob of several '*' costs the cube of the name's length to match).
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_REPOSITORY_NAME = re.compile(r"%s(?:/%s)*" % (_NAME_COMPONENT, _NAME_COMPONENT))
+MAX_NAME_LENGTH = 255
+
+
+def is_repository_name(name):
+    """True for a name the registry could hold: its grammar, at most 255 characters."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_NAME_LENGTH
+        and _REPOSITORY_NAME.fullmatch(name) is not None
+    )
 
 
 def _pattern_problems(where, pattern):
@@ -96,15 +112,17 @@ def acl_problems(rules, groups):
     return problems
 
 
+@functools.lru_cache(maxsize=1024)
 def _glob_regex(pattern, account):
-    """The pattern as an anchored regex, ${account} standing for the literal account name."""
+    """The pattern as a regex for fullmatch (``$`` would also take a trailing newline),
+    ${account} standing for the literal account name."""
     parts = []
     for index, literal in enumerate(pattern.split(ACCOUNT_PLACEHOLDER)):
         if index:
             parts.append(re.escape(account))
         for char in literal:
             parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _caller_matches(rule, account, groups):
@@ -133,9 +151,22 @@ def grant(rules, groups, account, resource_type, name, requested):
             continue
         if resource_type != "repository" or "repository" not in rule:
             continue
-        if _glob_regex(rule["repository"], account).match(name):
+        if not is_repository_name(name):
+            return []
+        if _glob_regex(rule["repository"], account).fullmatch(name):
             return _granted(rule["actions"], requested)
     return []
+
+
+def may_pull_somewhere(rules, groups, account):
+    """False when no rule could grant ``account`` a pull on any repository: then no name
+    of the catalog can be listed for it, and the catalog need not be read."""
+    return any(
+        "repository" in rule
+        and _caller_matches(rule, account, groups)
+        and ("pull" in rule["actions"] or "*" in rule["actions"])
+        for rule in rules
+    )
 
 
 def parse_scope(scope):

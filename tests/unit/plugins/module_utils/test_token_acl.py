@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.privreg.registry.plugins.module_utils.token_acl import (
@@ -60,6 +62,45 @@ def test_a_user_name_with_glob_characters_stays_literal():
     rules = [{"account": "*", "repository": "${account}/*", "actions": ["pull"]}]
     assert grant(rules, {}, "a.b", "repository", "a.b/x", ["pull"]) == ["pull"]
     assert grant(rules, {}, "a.b", "repository", "axb/x", ["pull"]) == []
+
+
+EVERYTHING = [{"account": "*", "repository": "*", "actions": ["pull"]}]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "app\n",  # an anchored regex's $ took the trailing newline
+        "Team/App",  # upper case
+        "team//app",
+        "/team/app",
+        "team/app/",
+        "team app",
+        "host:5000/app",
+        "a" * 256,  # one over distribution's limit
+    ],
+)
+def test_a_name_the_registry_could_not_hold_is_granted_nothing(name):
+    assert grant(EVERYTHING, {}, "alice", "repository", name, ["pull"]) == []
+    rules = [{"account": "*", "repository": name.strip(), "actions": ["pull"]}]
+    assert grant(rules, {}, "alice", "repository", name, ["pull"]) == []
+
+
+def test_the_longest_name_the_registry_takes_is_matched():
+    name = "/".join(["a" * 63] * 4)  # 255 characters
+    assert grant(EVERYTHING, {}, "alice", "repository", name, ["pull"]) == ["pull"]
+
+
+def test_a_long_name_against_many_globs_costs_no_time():
+    """`*/*/*-prod` against a 1,500-character name took 0.09-0.35 s and 4,000 characters
+    3 s here (cubic in the length), with 64 KB of POST body to choose names from; now
+    the name's length refuses it first."""
+    rules = [{"account": "*", "repository": "*/*/*-prod", "actions": ["pull"]}]
+    names = ["a/" * 2000, "a/" * 127 + "a"]  # 4,000 characters; 255, the longest allowed
+    started = time.perf_counter()
+    for name in names:
+        assert grant(rules, {}, "alice", "repository", name, ["pull"]) == []
+    assert time.perf_counter() - started < 0.05
 
 
 def test_a_question_mark_is_one_character():
