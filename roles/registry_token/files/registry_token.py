@@ -7,7 +7,10 @@ GET  /token?service=S&scope=repository:NAME:pull,push  (HTTP basic credentials o
 POST /token  grant_type=password&username=&password=&service=&scope=  (OAuth2 form, containerd)
 GET  /token/catalog  (HTTP basic credentials or none): the registry's catalog, only the
      repositories the caller may pull (the web UI's repository list; the registry's own
-     catalog is all or nothing)
+     catalog is all or nothing). A signed-in user sees the names of what they may pull;
+     a caller without credentials sees nothing unless the rules give ``anonymous`` the
+     catalog right. The catalog is read once at a time and kept CATALOG_CACHE_SECONDS, and
+     not read at all for a caller no rule lets pull anything.
 
 Answers a JWT signed with the service's key (ES256, its certificate in the x5c header),
 granting what the access rules (token_acl, beside this file) allow. Users come from the
@@ -104,6 +107,12 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 
 _NEXT_PAGE = re.compile(r'<(/v2/_catalog\?[^>]*)>\s*;\s*rel="?next"?')
+# How long a read of the registry's catalog serves /token/catalog (a failed read: a shorter
+# while), and the most names read: the UI asks on every visit, and on S3 every page of the
+# catalog is billed list requests.
+CATALOG_CACHE_SECONDS = 10
+CATALOG_FAILURE_CACHE_SECONDS = 2
+CATALOG_MAX_NAMES = 100000
 
 
 def _load_acl(path):
@@ -139,8 +148,11 @@ class TokenService:
     """Settings, signing key, users and rules are read again when their files change, so
     neither a rotation nor a user or rule change needs a restart (or drops a request)."""
 
-    def __init__(self, config_path, clock=time.time):
-        self._clock = clock
+    def __init__(self, config_path, clock=time.time, monotonic=time.monotonic):
+        self._clock, self._monotonic = clock, monotonic
+        # (registry settings, read at, names or the RegistryUnavailable it met)
+        self._catalog = (None, 0.0, None)
+        self._catalog_lock = threading.Lock()
         self._signer = _Reloading(config_path, _Signer)
         config = self._signer.get().config
         self._users = _Reloading(config["htpasswd"], HtpasswdFile)
@@ -208,6 +220,39 @@ class TokenService:
             if "pull" in token_acl.grant(rules, groups, account, "repository", name, ["pull"])
         ]
 
+    def may_list(self, account):
+        """Whether /token/catalog can show ``account`` any name: a signed-in user whom some
+        rule lets pull; a caller without credentials only with the catalog right."""
+        acl = self._acl.get()
+        rules, groups = acl["rules"], acl.get("groups", {})
+        if account == token_acl.ANONYMOUS:
+            granted = token_acl.grant(rules, groups, account, "registry", "catalog", ["*"])
+            if not granted:
+                return False
+        return token_acl.may_pull_somewhere(rules, groups, account)
+
+    def catalog_names(self):
+        """The registry's catalog as last read, read again when older than
+        CATALOG_CACHE_SECONDS; one read at a time, the callers meanwhile wait for it."""
+        registry = json.dumps(self._signer.get().config["registry"], sort_keys=True)
+        with self._catalog_lock:
+            settings, read_at, names = self._catalog
+            age = self._monotonic() - read_at
+            failed = isinstance(names, RegistryUnavailable)
+            if settings == registry and age < (
+                CATALOG_FAILURE_CACHE_SECONDS if failed else CATALOG_CACHE_SECONDS
+            ):
+                if failed:
+                    raise names
+                return names
+            try:
+                names = self.registry_catalog()
+            except RegistryUnavailable as error:
+                self._catalog = (registry, self._monotonic(), error)
+                raise
+            self._catalog = (registry, self._monotonic(), names)
+            return names
+
     def registry_catalog(self):
         """Every repository name, read from the registry with a catalog token of our own."""
         registry = self._signer.get().config["registry"]
@@ -232,6 +277,13 @@ class TokenService:
             names.extend(json.loads(body).get("repositories") or [])
             found = _NEXT_PAGE.search(response.getheader("Link") or "")
             path = found.group(1) if found else None
+            if path and len(names) >= CATALOG_MAX_NAMES:
+                print(
+                    "catalog: more than %d repositories; listing the first" % CATALOG_MAX_NAMES,
+                    file=sys.stderr,
+                    flush=True,
+                )
+                break
         return names
 
     def token(self, account, access):
@@ -356,8 +408,10 @@ def make_app(service):
         account, refusal = _caller(service, environ, credentials, start_response)
         if refusal is not None:
             return refusal
+        if not service.may_list(account):
+            return _respond(start_response, "200 OK", {"repositories": []})
         try:
-            names = service.registry_catalog()
+            names = service.catalog_names()
         except RegistryUnavailable as error:
             print("catalog: %s" % error, file=sys.stderr, flush=True)
             return _error(

@@ -393,15 +393,77 @@ def test_the_catalog_lists_only_what_the_caller_may_pull(setup, registry):
     assert alice["body"]["repositories"] == ["alice/app", "alice/tools"]
     carol = call(setup["app"], path="/token/catalog", user="carol", password="carol-pw")
     assert carol["body"]["repositories"] == ["alice/app", "alice/tools", "carol/app"]
+    # Without credentials nothing: the rules give anonymous no catalog right (its pull
+    # rule on public/* lets it pull, not list).
     anonymous = call(setup["app"], path="/token/catalog")
-    assert anonymous["body"]["repositories"] == ["public/base"]
-    # Every page was read (three of two names), each with the service's own catalog token.
-    assert [seen[0] for seen in registry["seen"][:3]] == [
+    assert anonymous["status"] == 200
+    assert anonymous["body"]["repositories"] == []
+    # Every page was read (three of two names) once for all three callers, each with the
+    # service's own catalog token.
+    assert [seen[0] for seen in registry["seen"]] == [
         "/v2/_catalog?n=1000",
         "/v2/_catalog?last=alice/tools&n=2",
         "/v2/_catalog?last=carol/app&n=2",
     ]
     assert registry["seen"][0][1]["sub"] == "privreg-token-service"
+
+
+def _rules(setup, rules):
+    acl = json.loads((setup["dir"] / "acl.json").read_text())
+    acl["rules"] = rules
+    (setup["dir"] / "acl.json").write_text(json.dumps(acl))
+
+
+def test_anonymous_lists_what_it_may_pull_only_with_the_catalog_right(setup, registry):
+    _rules(
+        setup,
+        [
+            {"account": "anonymous", "catalog": True},
+            {"account": "anonymous", "repository": "public/*", "actions": ["pull"]},
+        ],
+    )
+    anonymous = call(setup["app"], path="/token/catalog")
+    assert anonymous["body"]["repositories"] == ["public/base"]
+
+
+def test_a_caller_no_rule_lets_pull_is_answered_without_reading_the_catalog(setup, registry):
+    """Anonymous callers (and users without a pull rule) cost the registry nothing: before,
+    every request read every page of the catalog (list requests, on S3)."""
+    _rules(setup, [{"account": "carol", "repository": "*", "actions": ["pull"]}])
+    for _attempt in range(5):
+        alice = call(setup["app"], path="/token/catalog", user="alice", password="alice-pw")
+        assert alice["body"]["repositories"] == []
+        assert call(setup["app"], path="/token/catalog")["body"]["repositories"] == []
+    assert registry["seen"] == []
+
+
+def test_the_catalog_is_read_once_at_a_time_and_again_when_old(setup, registry):
+    now = [1000.0]
+    service = registry_token.TokenService(
+        str(setup["dir"] / "service.json"), monotonic=lambda: now[0]
+    )
+    app = registry_token.make_app(service)
+    answers = []
+    callers = [
+        threading.Thread(
+            target=lambda: answers.append(
+                call(app, path="/token/catalog", user="alice", password="alice-pw")
+            )
+        )
+        for _caller in range(8)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert [a["body"]["repositories"] for a in answers] == [["alice/app", "alice/tools"]] * 8
+    assert len(registry["seen"]) == 3  # one read of three pages for eight callers
+    now[0] += registry_token.CATALOG_CACHE_SECONDS - 1
+    call(app, path="/token/catalog", user="alice", password="alice-pw")
+    assert len(registry["seen"]) == 3
+    now[0] += 2
+    call(app, path="/token/catalog", user="alice", password="alice-pw")
+    assert len(registry["seen"]) == 6
 
 
 def test_the_catalog_refuses_bad_credentials(setup, registry):
