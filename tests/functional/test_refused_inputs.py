@@ -76,6 +76,19 @@ CASES = [
         "registry_server_base_dir ('opt/registry') is not absolute",
     ),
     (
+        # Reached root's scripts and ExecStart= lines, where it ran.
+        "base-dir-command-substitution",
+        "server",
+        {"registry_server_base_dir": "/opt/reg$(touch${IFS}/tmp/x)"},
+        "registry_server_base_dir ('/opt/reg$(touch${IFS}/tmp/x)') has characters other than",
+    ),
+    (
+        "base-dir-percent",
+        "web",
+        {"registry_web_base_dir": "/opt/web%h"},
+        "registry_web_base_dir ('/opt/web%h') has characters other than",
+    ),
+    (
         "bind-address",
         "server",
         {"registry_server_bind_address": "everywhere"},
@@ -149,6 +162,24 @@ CASES = [
             "registry_pki_acme_directory_url": "http://acme.example.com/directory",
         },
         "registry_pki_acme_directory_url ('http://acme.example.com/directory') is not",
+    ),
+    (
+        # The token service would take passwords without the client certificates the
+        # registry requires.
+        "token-mode-with-client-certificates",
+        "server",
+        {"registry_server_auth_mode": "token", "registry_server_tls_client_auth": True},
+        "registry_server_tls_client_auth: true makes the registry require client",
+    ),
+    (
+        "acme-calendar-systemd-cannot-read",
+        "server",
+        {
+            "registry_server_tls_mode": "acme",
+            "registry_pki_acme_domains": ["registry.example.com"],
+            "registry_pki_acme_timer_on_calendar": "twice a day",
+        },
+        "registry_pki_acme_timer_on_calendar ('twice a day') is not a calendar",
     ),
     (
         "acme-bad-email",
@@ -490,6 +521,21 @@ CASES = [
         "server",
         {"registry_server_storage_secrets": {"bad-key": "x"}},
         "registry_server_storage_secrets has the key 'bad-key'",
+    ),
+    (
+        # Passed preflight once: the units were written (changed=2), then systemd refused
+        # to load the timer and the host kept a broken unit.
+        "gc-calendar-systemd-cannot-read",
+        "server",
+        {"registry_maintenance_gc_timer_on_calendar": "every tuesday-ish"},
+        "registry_maintenance_gc_timer_on_calendar ('every tuesday-ish') is not a calendar "
+        "this host's systemd can read",
+    ),
+    (
+        "backup-delay-systemd-cannot-read",
+        "server",
+        dict(BACKUP, registry_maintenance_backup_timer_randomized_delay="half an hour"),
+        "registry_maintenance_backup_timer_randomized_delay ('half an hour') is not a time span",
     ),
     (
         "gc-calendar-injection",
