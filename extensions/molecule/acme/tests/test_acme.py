@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -131,6 +132,27 @@ def test_port_80_is_open_only_while_a_challenge_is(server):
     )
     assert probe.rc != 0
     assert "ConnectionRefusedError" in probe.stderr, probe.stderr
+
+
+def test_the_renewal_timer_is_installed_and_scheduled(server):
+    """The tests below start the renewal's service by hand; this is what starts it in
+    production: a timer, enabled and waiting with a next elapse, twice a day (the role's
+    default calendar) with its randomized delay."""
+    timer = server.service(RENEW_UNIT.replace(".service", ".timer"))
+    assert timer.is_enabled
+    assert timer.is_running  # a timer "runs" while it waits for its next elapse
+    shown = server.check_output(
+        "systemctl show %s -p NextElapseUSecRealtime -p TimersCalendar -p RandomizedDelayUSec",
+        RENEW_UNIT.replace(".service", ".timer"),
+    )
+    assert "OnCalendar=*-*-* 00,12:00:00" in shown, shown
+    assert "RandomizedDelayUSec=1h" in shown, shown
+    next_elapse = re.search(r"^NextElapseUSecRealtime=(.*)$", shown, re.MULTILINE)
+    assert next_elapse, shown
+    assert next_elapse.group(1).strip(), shown  # a time is set: the timer will fire
+    assert RENEW_UNIT in server.check_output(
+        "systemctl show %s -p Unit", RENEW_UNIT.replace(".service", ".timer")
+    )
 
 
 def test_a_converge_renews_a_certificate_that_is_due(server, client):
