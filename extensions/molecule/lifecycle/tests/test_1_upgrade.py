@@ -89,6 +89,7 @@ def test_converging_with_3_1_1_keeps_every_repository_tag_and_digest(server, cli
     with pull_load("client-a", "https://" + registry, USER, PASSWORD, "up/app", pinned) as load:
         rc, output = converge("-e", json.dumps(IMAGE_3))
         upgrade_seconds = time.monotonic() - started
+        converged_at = time.time()  # the clock of the load's failure times
     assert rc == 0, output
     assert running_image(server) == IMAGE_3["registry_server_image"]
 
@@ -101,10 +102,13 @@ def test_converging_with_3_1_1_keeps_every_repository_tag_and_digest(server, cli
         "load_failed": load["failed"],
         "outage_seconds": load["outage_seconds"],
     }
-    # A single host recreates its container: pulls fail only while it restarts, and the
-    # load runs on afterwards without a failure (replicas, issue 11, would avoid even that).
+    # A single host recreates its container: pulls fail only while it restarts (one window
+    # of seconds; 0.4 s measured), none once the run has ended though the load goes on, and
+    # replicas (issue 11) would avoid even that.
     assert load["requests"] > 50, load
-    assert load["failed"] < load["requests"] / 2, load
+    assert load["outage_seconds"] <= 15, load
+    late = [failure for failure in load["failures"] if failure["at"] >= converged_at]
+    assert late == [], late
 
 
 def test_3_1_1_reads_the_configuration_where_3_x_looks_for_it(server):
@@ -152,14 +156,17 @@ def test_delete_untagged_on_3_x_keeps_the_index_children(client, registry):
     rc, output = converge("-e", json.dumps(extra), playbook="playbooks/gc.yml")
     assert rc == 0, output
     # The positive control: the untagged manifest is gone ...
-    assert _head(client, registry, "up/junk", overwritten) == 404
+    deleted = [
+        digest for digest in (overwritten,) if _head(client, registry, "up/junk", digest) == 404
+    ]
+    assert deleted == [overwritten]
     # ... and the index's untagged children are not (2.x would have deleted them).
     index = STATE["before"]["up/multi"]["1.0"]
     for child in index["children"]:
         assert _head(client, registry, "up/multi", child) == 200, child
     client.run("docker rmi -f %s/up/multi:1.0", registry)
     client.check_output("docker pull --platform linux/arm64 %s/up/multi:1.0", registry)
-    STATE["gc"] = {"untagged_deleted": 1, "index_children_kept": len(index["children"])}
+    STATE["gc"] = {"untagged_deleted": len(deleted), "index_children_kept": len(index["children"])}
 
 
 def test_rolling_back_to_2_8_3_serves_everything_again(server, client, registry):
