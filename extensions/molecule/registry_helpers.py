@@ -27,9 +27,10 @@ SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 
 # scripts/lab runs some scenarios on both registry lines (NAME@2: on 2.8). A test of what
 # does not depend on the line (the roles' checks, the clients, the lock) runs once, on 3.x.
-ON_REGISTRY_2 = os.environ.get("PRIVREG_REGISTRY_IMAGE") == os.environ.get(
-    "PRIVREG_REGISTRY2_IMAGE"
-)
+# Both unset compared equal, so every line-independent test skipped: both must be set.
+ON_REGISTRY_2 = bool(os.environ.get("PRIVREG_REGISTRY2_IMAGE")) and os.environ.get(
+    "PRIVREG_REGISTRY_IMAGE"
+) == os.environ.get("PRIVREG_REGISTRY2_IMAGE")
 line_independent = pytest.mark.skipif(
     ON_REGISTRY_2, reason="does not depend on the registry's line; it runs once, on 3.x"
 )
