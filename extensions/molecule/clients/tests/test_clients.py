@@ -50,15 +50,18 @@ def from_docker(docker_client):
 
 @pytest.fixture(scope="module")
 def from_podman(podman_client):
-    """An image the Podman client pushed (it is logged in through its auth file)."""
+    """An image the Podman client pushed (it is logged in through its auth file), and the
+    digest of the manifest it pushed."""
     reference = REGISTRY + "/clients/from-podman:1"
     podman_client.check_output(
-        "set -e; d=$(mktemp -d); echo podman > $d/payload; "
+        "set -e; d=$(mktemp -d); echo podman $(date +%%s%%N) > $d/payload; "
         "tar -C $d -cf - payload | podman import - %s >/dev/null; rm -rf $d",
         reference,
     )
-    podman_client.check_output("podman push %s", reference)
-    return reference
+    podman_client.check_output("podman push --digestfile /tmp/from-podman.digest %s", reference)
+    digest = podman_client.file("/tmp/from-podman.digest").content_string.strip()
+    assert digest.startswith("sha256:"), digest
+    return reference, digest
 
 
 def test_runtimes_were_detected(docker_client, podman_client, containerd_client):
@@ -161,7 +164,12 @@ def test_containerd_cri_has_the_credentials(containerd_client):
 
 
 def test_docker_pulls_what_podman_pushed(docker_client, from_podman):
-    docker_client.check_output("docker pull %s", from_podman)
+    reference, digest = from_podman
+    docker_client.check_output("docker pull %s", reference)
+    pulled = docker_client.check_output(
+        "docker image inspect --format '{{json .RepoDigests}}' %s", reference
+    )
+    assert "%s@%s" % (reference.rsplit(":", 1)[0], digest) in json.loads(pulled), pulled
 
 
 def test_docker_client_kept_its_own_settings(docker_client):
