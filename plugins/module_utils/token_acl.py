@@ -142,6 +142,8 @@ def _granted(rule_actions, requested):
 
 def grant(rules, groups, account, resource_type, name, requested):
     """The actions of ``requested`` that the first matching rule allows on the resource."""
+    if resource_type == "repository" and not is_repository_name(name):
+        return []
     for rule in rules:
         if not _caller_matches(rule, account, groups):
             continue
@@ -151,8 +153,6 @@ def grant(rules, groups, account, resource_type, name, requested):
             continue
         if resource_type != "repository" or "repository" not in rule:
             continue
-        if not is_repository_name(name):
-            return []
         if _glob_regex(rule["repository"], account).fullmatch(name):
             return _granted(rule["actions"], requested)
     return []

@@ -35,6 +35,7 @@ NAME = "registry.acme.test"
 REGISTRY = NAME + ":5000"
 USER, PASSWORD = "pusher", "molecule-pusher-pw"
 RENEW_UNIT = "registry-acme-renew.service"
+RENEW_TIMER = "registry-acme-renew.timer"
 TOKEN_PORT = 5443
 REALM = "https://%s:%d/token?service=privreg-registry" % (NAME, TOKEN_PORT)
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -138,21 +139,19 @@ def test_the_renewal_timer_is_installed_and_scheduled(server):
     """The tests below start the renewal's service by hand; this is what starts it in
     production: a timer, enabled and waiting with a next elapse, twice a day (the role's
     default calendar) with its randomized delay."""
-    timer = server.service(RENEW_UNIT.replace(".service", ".timer"))
+    timer = server.service(RENEW_TIMER)
     assert timer.is_enabled
     assert timer.is_running  # a timer "runs" while it waits for its next elapse
     shown = server.check_output(
         "systemctl show %s -p NextElapseUSecRealtime -p TimersCalendar -p RandomizedDelayUSec",
-        RENEW_UNIT.replace(".service", ".timer"),
+        RENEW_TIMER,
     )
     assert "OnCalendar=*-*-* 00,12:00:00" in shown, shown
     assert "RandomizedDelayUSec=1h" in shown, shown
     next_elapse = re.search(r"^NextElapseUSecRealtime=(.*)$", shown, re.MULTILINE)
     assert next_elapse, shown
     assert next_elapse.group(1).strip(), shown  # a time is set: the timer will fire
-    assert RENEW_UNIT in server.check_output(
-        "systemctl show %s -p Unit", RENEW_UNIT.replace(".service", ".timer")
-    )
+    assert RENEW_UNIT in server.check_output("systemctl show %s -p Unit", RENEW_TIMER)
 
 
 def test_a_converge_renews_a_certificate_that_is_due(server, client):
@@ -357,8 +356,8 @@ def test_an_operators_chain_is_served_and_trusted_through_the_root(server, clien
     pull_and_check_digest(client, pushed)
     pull_and_check_digest(client, STATE["pushed"])
     # No ACME timer is left to replace the operator's certificate.
-    assert not server.file("/etc/systemd/system/registry-acme-renew.timer").exists
-    assert server.run("systemctl is-active registry-acme-renew.timer").stdout.strip() != "active"
+    assert not server.file("/etc/systemd/system/" + RENEW_TIMER).exists
+    assert server.run("systemctl is-active %s", RENEW_TIMER).stdout.strip() != "active"
 
 
 @pytest.mark.parametrize(

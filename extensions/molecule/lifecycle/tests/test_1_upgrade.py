@@ -156,17 +156,15 @@ def test_delete_untagged_on_3_x_keeps_the_index_children(client, registry):
     rc, output = converge("-e", json.dumps(extra), playbook="playbooks/gc.yml")
     assert rc == 0, output
     # The positive control: the untagged manifest is gone ...
-    deleted = [
-        digest for digest in (overwritten,) if _head(client, registry, "up/junk", digest) == 404
-    ]
-    assert deleted == [overwritten]
+    deleted = _head(client, registry, "up/junk", overwritten) == 404
+    assert deleted
     # ... and the index's untagged children are not (2.x would have deleted them).
     index = STATE["before"]["up/multi"]["1.0"]
     for child in index["children"]:
         assert _head(client, registry, "up/multi", child) == 200, child
     client.run("docker rmi -f %s/up/multi:1.0", registry)
     client.check_output("docker pull --platform linux/arm64 %s/up/multi:1.0", registry)
-    STATE["gc"] = {"untagged_deleted": len(deleted), "index_children_kept": len(index["children"])}
+    STATE["gc"] = {"untagged_deleted": int(deleted), "index_children_kept": len(index["children"])}
 
 
 def test_rolling_back_to_2_8_3_serves_everything_again(server, client, registry):
