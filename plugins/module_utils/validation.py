@@ -16,6 +16,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from ansible_collections.privreg.registry.plugins.module_utils.retention import rule_problems
+
 # Directories a service's base directory must never be: the role would change their
 # owner and mode (a base_dir of /tmp would lose its 1777), or they are virtual/volatile.
 SYSTEM_DIRS = frozenset(
@@ -355,6 +357,13 @@ def identifier(value):
     return None
 
 
+def retention_rules(value):
+    if not isinstance(value, list):
+        return "must be a list of rules such as {repositories: 'ci/*', keep_last: 10}"
+    problems = rule_problems(value, variable="")
+    return "; ".join(problems) if problems else None
+
+
 def _each(check):
     def run(values, **options):
         if not isinstance(values, (list, tuple)):
@@ -418,6 +427,7 @@ CHECKS = {
     "extra_hosts": (_mapping(hostname, ip_address), True),
     "identifiers": (_mapping(identifier, lambda value: None), True),
     "environment": (_mapping(identifier, environment_value), True),
+    "retention_rules": (retention_rules, False),
 }
 
 
