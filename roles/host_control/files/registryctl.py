@@ -10,6 +10,16 @@ registry_maintenance writes):
   registryctl run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
   registryctl freeze | collect [--dry-run] [--delete-untagged] | thaw [--under NAME]
 
+Retention (rules in --config's "retention_rules", or as JSON on stdin; a report of each run
+under REPORTS_DIR):
+
+  registryctl retain [--dry-run] [--rules-stdin] [--wait S]
+
+It plans with the registry writable (the tags the rules delete, by their last push: the
+tag link's modification time), then switches the registry to read-only, deletes each
+planned tag that is still as planned (same digest, same push time: a tag pushed since
+stays) and collects once, untagged manifests included, before switching back.
+
 Restarts that refuse no connection, and what decides them:
 
   registryctl restart --container C --compose-dir D --port P [--drain S] [--ready S]
@@ -90,13 +100,19 @@ import urllib.request
 DEFAULT_CONFIG = "/etc/privreg/maintenance.json"
 SECRETS_FILE = "/etc/privreg/backup-secrets.json"
 STAGE = ".privreg-backup-stage"
+TRASH = ".privreg-retention-trash"
 RESTIC_CACHE = "/var/cache/privreg-restic"
 LOCK_FILE = "/run/privreg/maintenance.lock"
+RETENTION_LIB = "/usr/local/lib/privreg"  # retention.py (the rules), beside this program
+REPORTS_DIR = "/var/lib/privreg/retention"
+RETENTION_SCRATCH = "/var/cache/privreg-retention"  # an S3 store's tags and manifests, per run
 CONFIG = {}  # filled from the JSON file registry_maintenance writes (see load_config)
 HOLD_TAG = "privreg-hold"
 HOLD_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
 SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+EMPTY_STORE = "Path not found: /docker/registry/v2/repositories"
 ELIGIBLE_BLOB = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
 HOLDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
@@ -1029,6 +1045,15 @@ def garbage_collect(dry_run, delete_untagged):
         args + [CONFIG["readonly_config"]], capture_output=True, text=True, check=False
     )
     output = result.stdout + result.stderr
+    if result.returncode != 0 and EMPTY_STORE in output:
+        # Nothing was ever pushed: the store has no repositories yet, so nothing to collect.
+        return {
+            "dry_run": dry_run,
+            "blobs_marked": 0,
+            "blobs_deleted": 0,
+            "manifests_deleted": 0,
+            "digests": [],
+        }
     if result.returncode != 0:
         raise ControlError("garbage-collect failed: " + output[-2000:])
     summary = SUMMARY.search(output)
@@ -1139,6 +1164,425 @@ def collect(dry_run, delete_untagged, report_preview=False):
     return report
 
 
+# --- retention (rules of module_utils/retention.py, installed beside registryctl) ------------
+
+
+def _retention_rules_module():
+    if RETENTION_LIB not in sys.path:
+        sys.path.insert(0, RETENTION_LIB)
+    import retention  # noqa: PLC0415  (installed by host_control, found only at run time)
+
+    return retention
+
+
+class FilesystemStore:
+    """The registry's store on the local disk (docker/registry/v2 under data_dir)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.repositories_dir = os.path.join(root, "repositories")
+        self.blobs_dir = os.path.join(root, "blobs")
+        # Beside docker/ under the data directory: the same file system, and no path the
+        # registry walks.
+        self.trash = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(root))), TRASH)
+        self._trashed = 0
+        self._references = {}
+
+    def repositories(self):
+        """Names of the repositories: directories holding _manifests, at any depth."""
+        names = []
+        for directory, subdirs, _files in os.walk(self.repositories_dir):
+            if "_manifests" in subdirs:
+                names.append(os.path.relpath(directory, self.repositories_dir))
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("_"))
+        return sorted(names)
+
+    def tag_dir(self, repository, tag):
+        return os.path.join(self.repositories_dir, repository, "_manifests", "tags", tag)
+
+    def tag(self, repository, tag):
+        """{tag, digest, pushed} of one tag; None if it is gone. The link is rewritten by
+        every push of the tag, so its modification time is the tag's last push."""
+        link = os.path.join(self.tag_dir(repository, tag), "current", "link")
+        try:
+            with open(link) as handle:
+                digest = handle.read().strip()
+            pushed = os.stat(link).st_mtime
+        except FileNotFoundError:
+            return None
+        if not DIGEST.fullmatch(digest):
+            return None  # not a link the registry wrote: never a candidate, never a path
+        return {"tag": tag, "digest": digest, "pushed": pushed}
+
+    def tags(self, repository):
+        directory = os.path.join(self.repositories_dir, repository, "_manifests", "tags")
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return []
+        return [tag for tag in (self.tag(repository, name) for name in names) if tag]
+
+    def delete_tag(self, repository, tag):
+        """What the registry's DELETE of a tag removes: the tag's directory, nothing else.
+        It is renamed into the trash (one rename: the registry is read-only meanwhile) and
+        removed by empty_trash once the registry takes pushes again."""
+        os.makedirs(self.trash, mode=0o700, exist_ok=True)
+        self._trashed += 1
+        slot = os.path.join(self.trash, "%d-%d" % (os.getpid(), self._trashed))
+        os.rename(self.tag_dir(repository, tag), slot)
+
+    def empty_trash(self):
+        shutil.rmtree(self.trash, ignore_errors=True)
+
+    def refresh(self):
+        pass  # read live: the store is this disk
+
+    def commit(self):
+        pass  # each delete_tag was its own rename
+
+    def blob_path(self, digest):
+        algorithm, hexdigest = digest.split(":", 1)
+        return os.path.join(self.blobs_dir, algorithm, hexdigest[:2], hexdigest, "data")
+
+    def blob_sizes(self):
+        self.sizes = sizes = {}
+        for algorithm in (
+            sorted(os.listdir(self.blobs_dir)) if os.path.isdir(self.blobs_dir) else []
+        ):
+            for prefix in os.scandir(os.path.join(self.blobs_dir, algorithm)):
+                for blob in os.scandir(prefix.path):
+                    try:
+                        size = os.stat(os.path.join(blob.path, "data")).st_size
+                    except FileNotFoundError:
+                        continue
+                    sizes["%s:%s" % (algorithm, blob.name)] = size
+        return sizes
+
+    def references(self, digest):
+        """(child manifests, blobs) a manifest refers to: an index's manifests; an image's
+        config and layers (and the manifest's own blob, counted by the caller)."""
+        if digest not in self._references:
+            try:
+                with open(self.blob_path(digest), "rb") as handle:
+                    manifest = json.loads(handle.read())
+            except (OSError, ValueError):
+                manifest = {}
+            if not isinstance(manifest, dict):
+                manifest = {}
+            children = [m.get("digest") for m in manifest.get("manifests") or []]
+            blobs = [m.get("digest") for m in manifest.get("layers") or []]
+            blobs.append((manifest.get("config") or {}).get("digest"))
+            # Only well-formed digests: they become paths (and rclone's file lists).
+            children = [d for d in children if isinstance(d, str) and DIGEST.fullmatch(d)]
+            blobs = [d for d in blobs if isinstance(d, str) and DIGEST.fullmatch(d)]
+            self._references[digest] = (children, blobs)
+        return self._references[digest]
+
+    def reachable(self, digests):
+        """Every blob the manifests hold on to, themselves and an index's children included."""
+        seen, pending = set(), list(digests)
+        while pending:
+            digest = pending.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            children, blobs = self.references(digest)
+            pending.extend(children)
+            seen.update(blobs)
+        return seen
+
+
+class S3Store:
+    """The registry's store in an S3 bucket, read and changed with rclone.
+
+    The tags' links and the manifests a plan reads are copied into a scratch mirror laid out
+    as the filesystem driver's store, which FilesystemStore reads; a tag's push time is its
+    link object's LastModified (--use-server-modtime: the registry writes no mtime of its
+    own, and rclone then asks no HEAD per object). The registry's own S3 keys, from its
+    container, reach rclone in its environment, never on a command line."""
+
+    def __init__(self, s3, scratch):
+        root = "/".join(
+            p for p in (s3.get("rootdirectory", "").strip("/"), "docker/registry/v2") if p
+        )
+        self.remote = "store:%s/%s" % (s3["bucket"], root)
+        self.env = dict(
+            os.environ,
+            RCLONE_CONFIG_STORE_TYPE="s3",
+            RCLONE_CONFIG_STORE_PROVIDER="Other",
+            RCLONE_CONFIG_STORE_ENDPOINT=s3.get("endpoint") or "",
+            RCLONE_CONFIG_STORE_REGION=s3.get("region") or "",
+            RCLONE_CONFIG_STORE_ACCESS_KEY_ID=container_env("REGISTRY_STORAGE_S3_ACCESSKEY") or "",
+            RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY=container_env("REGISTRY_STORAGE_S3_SECRETKEY")
+            or "",
+        )
+        self.scratch = scratch
+        self.mirror = FilesystemStore(os.path.join(scratch, "docker", "registry", "v2"))
+        self.tag_files = {}  # (repository, tag) -> every object under the tag's directory
+        self.doomed = []
+        self.fetched = set()
+        self.refresh()
+
+    def rclone(self, *args, stdin=None):
+        result = subprocess.run(
+            [
+                "rclone",
+                "--s3-no-check-bucket",
+                "--use-server-modtime",
+                "--retries",
+                "2",
+                "--low-level-retries",
+                "3",
+                "--contimeout",
+                "15s",
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ControlError("rclone %s failed: %s" % (args[0], result.stderr.strip()[-1500:]))
+        return result.stdout
+
+    def refresh(self):
+        """The tags as the bucket has them now: every object under a tag's directory
+        listed, each tag's current link copied with its LastModified."""
+        shutil.rmtree(self.mirror.repositories_dir, ignore_errors=True)
+        os.makedirs(self.mirror.repositories_dir, mode=0o700)
+        self.tag_files = {}
+        listing = json.loads(
+            self.rclone(
+                "lsjson",
+                "-R",
+                "--files-only",
+                "--include",
+                "/**/_manifests/tags/**",
+                self.remote + "/repositories",
+            )
+            or "[]"
+        )
+        for entry in listing:
+            repository, _, rest = entry["Path"].partition("/_manifests/tags/")
+            self.tag_files.setdefault((repository, rest.split("/", 1)[0]), []).append(entry["Path"])
+        if listing:
+            self.rclone(
+                "copy",
+                "--include",
+                "/**/_manifests/tags/*/current/link",
+                self.remote + "/repositories",
+                self.mirror.repositories_dir,
+            )
+
+    def repositories(self):
+        return self.mirror.repositories()
+
+    def tags(self, repository):
+        return self.mirror.tags(repository)
+
+    def tag(self, repository, tag):
+        return self.mirror.tag(repository, tag)
+
+    def delete_tag(self, repository, tag):
+        # Queued; commit() deletes every queued tag's objects in one rclone run.
+        self.doomed.extend(self.tag_files.get((repository, tag), []))
+
+    def commit(self):
+        if self.doomed:
+            listing = self._list_file("doomed", self.doomed)
+            self.rclone("delete", "--files-from-raw", listing, self.remote + "/repositories")
+            self.doomed = []
+
+    def _list_file(self, name, paths):
+        path = os.path.join(self.scratch, name + ".txt")
+        with open(path, "w") as handle:
+            handle.write("".join(p + "\n" for p in paths))
+        return path
+
+    def empty_trash(self):
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def blob_sizes(self):
+        listing = json.loads(
+            self.rclone(
+                "lsjson", "-R", "--files-only", "--include", "/*/*/*/data", self.remote + "/blobs"
+            )
+            or "[]"
+        )
+        self.sizes = {}
+        for entry in listing:
+            algorithm, _prefix, hexdigest, _data = entry["Path"].split("/")
+            self.sizes["%s:%s" % (algorithm, hexdigest)] = entry["Size"]
+        return self.sizes
+
+    def reachable(self, digests):
+        """As FilesystemStore's, the manifests fetched into the mirror first, round by
+        round (an index's children are known once the index is read)."""
+        pending = set(digests)
+        while pending - self.fetched:
+            wanted = sorted(d for d in pending - self.fetched if ":" in d)
+            paths = []
+            for digest in wanted:
+                algorithm, hexdigest = digest.split(":", 1)
+                paths.append("%s/%s/%s/data" % (algorithm, hexdigest[:2], hexdigest))
+            listing = self._list_file("manifests", paths)
+            self.rclone(
+                "copy", "--files-from-raw", listing, self.remote + "/blobs", self.mirror.blobs_dir
+            )
+            self.fetched.update(pending)
+            for digest in wanted:
+                pending.update(self.mirror.references(digest)[0])
+        return self.mirror.reachable(digests)
+
+
+def retention_plan(store, rules, now):
+    """What the rules delete, per repository, with the bytes that would be freed.
+
+    Retention's collection deletes untagged manifests too (a deleted tag's manifest is
+    untagged), so what stays is what the kept tags reach; the rest of the store goes."""
+    retention = _retention_rules_module()
+    repositories, kept_digests, all_digests = [], set(), set()
+    for name in store.repositories():
+        tags = store.tags(name)
+        all_digests.update(tag["digest"] for tag in tags)
+        decision = retention.decide(rules, name, tags, now)
+        if decision is None:
+            kept_digests.update(tag["digest"] for tag in tags)
+            continue
+        deleted = {tag["tag"] for tag in decision["delete"]}
+        kept_digests.update(tag["digest"] for tag in tags if tag["tag"] not in deleted)
+        repositories.append(dict(decision, repository=name, tags=len(tags)))
+    sizes = store.blob_sizes()
+    kept_blobs = store.reachable(kept_digests)
+    tagged_blobs = store.reachable(all_digests)
+    for entry in repositories:
+        for tag in entry["delete"]:
+            only_its = store.reachable([tag["digest"]]) - kept_blobs
+            tag["bytes"] = sum(sizes.get(digest, 0) for digest in only_its)
+    return {
+        "repositories": repositories,
+        "tags_before": sum(entry["tags"] for entry in repositories),
+        "tags_to_delete": sum(len(entry["delete"]) for entry in repositories),
+        "bytes_to_free": sum(size for digest, size in sizes.items() if digest not in kept_blobs),
+        "bytes_unreferenced_before": sum(
+            size for digest, size in sizes.items() if digest not in tagged_blobs
+        ),
+    }
+
+
+def delete_planned(store, plan):
+    """Delete the planned tags that are still as planned; a tag pushed or moved since the
+    plan (another digest, or a newer push) stays. Runs while the registry is read-only."""
+    deleted, skipped = 0, []
+    for entry in plan["repositories"]:
+        entry["deleted"], entry["skipped"] = [], []
+        for tag in entry["delete"]:
+            now = store.tag(entry["repository"], tag["tag"])
+            if now is None:
+                entry["skipped"].append({"tag": tag["tag"], "reason": "already gone"})
+            elif now["digest"] != tag["digest"] or now["pushed"] != tag["pushed"]:
+                entry["skipped"].append({"tag": tag["tag"], "reason": "pushed during the run"})
+            else:
+                store.delete_tag(entry["repository"], tag["tag"])
+                entry["deleted"].append(tag["tag"])
+                deleted += 1
+        skipped += entry["skipped"]
+    return deleted, len(skipped)
+
+
+def write_report(report, kept):
+    """The run's report under REPORTS_DIR (root only); the newest `kept` reports stay."""
+    os.makedirs(REPORTS_DIR, mode=0o700, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(report["started"]))
+    stamp += ".%03dZ" % (report["started"] % 1 * 1000)
+    name = "retention-%s%s.json" % (stamp, "-dry-run" if report["dry_run"] else "")
+    path = os.path.join(REPORTS_DIR, name)
+    _write_atomically(path, (json.dumps(report, indent=2) + "\n").encode(), 0o600)
+    reports = sorted(n for n in os.listdir(REPORTS_DIR) if n.startswith("retention-"))
+    for old in reports[: max(0, len(reports) - kept)]:
+        os.unlink(os.path.join(REPORTS_DIR, old))
+    return path
+
+
+def retain(rules, dry_run):
+    """Plan with the registry writable; then, frozen, delete what is still as planned and
+    collect once. The freeze makes the re-check and the delete one step no push can enter."""
+    started = time.time()
+    if CONFIG["storage_driver"] == "s3":
+        store = S3Store(CONFIG["s3"], os.path.join(RETENTION_SCRATCH, str(os.getpid())))
+    else:
+        store = FilesystemStore(os.path.join(CONFIG["data_dir"], "docker", "registry", "v2"))
+        store.empty_trash()  # what a killed run left
+    try:
+        report = retain_with(store, rules, dry_run, started)
+    finally:
+        store.empty_trash()
+    report["tags_after"] = report["tags_before"] - report["tags_deleted"]
+    report["seconds"] = round(time.time() - started, 3)
+    report["report_file"] = write_report(report, CONFIG.get("retention_reports_kept", 10))
+    return report
+
+
+def retain_with(store, rules, dry_run, started):
+    report = {"dry_run": dry_run, "started": started, "rules": rules}
+    report.update(retention_plan(store, rules, started))
+    report.update(tags_deleted=0, tags_skipped=0, gc=None, frozen_seconds=0)
+    if not dry_run and report["tags_to_delete"]:
+        freeze()
+        frozen_at = time.monotonic()
+        try:
+            container_id = container_state()[0]
+            store.refresh()  # the tags as they are now that no push can change them
+            report["tags_deleted"], report["tags_skipped"] = delete_planned(store, report)
+            store.commit()
+            still_frozen(container_id, "while tags were deleted")
+            report["gc"] = collect(False, True) if report["tags_deleted"] else None
+            if report["gc"] and report["gc"]["bytes_freed"] is None:
+                # An object store's sizes came with the plan's listing.
+                report["gc"]["bytes_freed"] = sum(
+                    store.sizes.get(digest, 0) for digest in report["gc"]["digests"]
+                )
+        finally:
+            thaw()
+            report["frozen_seconds"] = round(time.monotonic() - frozen_at, 3)
+    return report
+
+
+def retain_command(args, report):
+    problem = None
+    if CONFIG.get("replicas", 1) > 1:
+        problem = "retention of replicas is not supported yet: the others would take pushes"
+    elif CONFIG.get("major_version", 2) < 3:
+        problem = "retention needs registry 3 (it deletes by tag; 2.x deletes by digest only)"
+    elif CONFIG.get("storage_driver") == "s3" and not shutil.which("rclone"):
+        problem = "retention of an S3 store needs rclone: converge the registry with site.yml"
+    elif CONFIG.get("storage_driver") not in ("filesystem", "s3") or not (
+        CONFIG.get("data_dir") or CONFIG.get("s3")
+    ):
+        problem = "retention reads a store on the local disk or in S3; this registry's is %s" % (
+            CONFIG.get("storage_driver"),
+        )
+    rules = json.load(sys.stdin) if args.rules_stdin else CONFIG.get("retention_rules", [])
+    problems = _retention_rules_module().rule_problems(rules)
+    if problem or problems:
+        report["error"] = problem or " ".join(problems)
+        return report_and_exit(report, 1)
+    blocker = acquire("collection", args.wait, own_process=True)
+    if blocker:
+        report.update(error="waited %d s; %s" % (args.wait, blocker), read_only=frozen())
+        return report_and_exit(report, 1)
+    try:
+        report.update(retain(rules, args.dry_run))
+    except (ControlError, subprocess.CalledProcessError, OSError) as exc:
+        report.update(error=str(exc), read_only=frozen())
+        return report_and_exit(report, 1)
+    finally:
+        release("collection")
+    return report_and_exit(report)
+
+
 # --- the command line -------------------------------------------------------------------------
 
 GC_COMMANDS = ("run", "freeze", "collect", "thaw")
@@ -1172,6 +1616,10 @@ def parser():
             sub.add_argument(
                 "--no-dry-run-first", dest="dry_run_first", action="store_false", default=None
             )
+    sub = command("retain", config=True)
+    sub.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    sub.add_argument("--rules-stdin", action="store_true", help="rules as JSON on stdin")
+    sub.add_argument("--wait", type=int, help="seconds to wait for the lock (0: refuse)")
     sub = command("restart")
     sub.add_argument("--container", required=True)
     sub.add_argument("--compose-dir", required=True)
@@ -1321,7 +1769,8 @@ def main():
     if hasattr(args, "config") and args.command != "acme-deploy":
         load_config(
             args.config,
-            required=args.command in GC_COMMANDS + ("backup-init", "backup", "backup-verify"),
+            required=args.command
+            in GC_COMMANDS + ("retain", "backup-init", "backup", "backup-verify"),
         )
     if getattr(args, "wait", None) is None and hasattr(args, "wait"):
         args.wait = CONFIG.get("lock_wait", 600 if args.command == "restart" else 0)
@@ -1341,6 +1790,8 @@ def main():
             return report_and_exit(report)
         if args.command in GC_COMMANDS:
             return gc_command(args, report)
+        if args.command == "retain":
+            return retain_command(args, report)
         if args.command == "release-holds":
             report["removed"] = release_holds()
         elif args.command == "restart":

@@ -1,0 +1,213 @@
+"""registryctl's retention (roles/host_control/files/registryctl.py) on a store laid out as
+the registry's filesystem driver writes it: the plan's tags and bytes, the re-check that
+spares a tag pushed after the plan, the reports kept, and the refusals. The registry itself
+(freeze, collection) runs in the Molecule scenario default (tests/test_retention.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+import pytest
+
+from ansible_collections.privreg.registry.tests.unit.roles.role_files import ROOT, load_role_file
+from ansible_collections.privreg.registry.tests.unit.roles.test_registryctl_backup import Store
+
+ctl = load_role_file("host_control", "registryctl")
+NOW = 1_800_000_000
+DAY = 86400
+RULES = [{"repositories": "ci/*", "keep_last": 1, "keep_tags": "latest"}]
+
+
+@pytest.fixture(autouse=True)
+def rules_module(monkeypatch):
+    monkeypatch.setattr(ctl, "RETENTION_LIB", str(ROOT / "plugins" / "module_utils"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def pushed(store, repository, tag, days_ago):
+    link = store.v2 / "repositories" / repository / "_manifests" / "tags" / tag / "current" / "link"
+    os.utime(link, (NOW - days_ago * DAY, NOW - days_ago * DAY))
+
+
+def size(store, *digests):
+    return sum(
+        (store.v2 / "blobs" / "sha256" / d[7:9] / d[7:] / "data").stat().st_size for d in digests
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    """ci/app: new (1 day), old (5 days), older (9 days, an index of two images), latest (on
+    old's image, 30 days); ci/app's old image is shared with the tag keep of other/x."""
+    s = Store(tmp_path)
+    s.refs = {}
+    s.refs["new"] = s.image("ci/app", "new", layers=[b"new-layer"])
+    s.refs["old"] = s.image("ci/app", "old", layers=[b"old-layer", b"old-layer-2"])
+    s.tag("ci/app", "latest", s.refs["old"][0])
+    amd = s.image("ci/app", "amd", layers=[b"amd-layer"])
+    arm = s.image("ci/app", "arm", layers=[b"arm-layer"])
+    # The children are untagged, as a pushed multi-arch image's are.
+    for child in ("amd", "arm"):
+        os.remove(
+            s.v2 / "repositories" / "ci/app" / "_manifests" / "tags" / child / "current" / "link"
+        )
+        os.rmdir(s.v2 / "repositories" / "ci/app" / "_manifests" / "tags" / child / "current")
+        os.rmdir(s.v2 / "repositories" / "ci/app" / "_manifests" / "tags" / child)
+    s.refs["older"] = s.index("ci/app", "older", [amd[0], arm[0]])
+    s.refs["amd"], s.refs["arm"] = amd, arm
+    s.refs["keep"] = s.image("other/x", "keep", layers=[b"other-layer"])
+    for tag, days in (("new", 1), ("old", 5), ("older", 9), ("latest", 30)):
+        pushed(s, "ci/app", tag, days)
+    pushed(s, "other/x", "keep", 100)
+    return s
+
+
+def plan(store):
+    return ctl.retention_plan(ctl.FilesystemStore(str(store.v2)), RULES, NOW)
+
+
+def test_the_plan_deletes_by_push_time_and_counts_only_what_no_kept_tag_reaches(store):
+    report = plan(store)
+    (entry,) = report["repositories"]  # other/x: no rule
+    assert entry["repository"] == "ci/app"
+    assert [t["tag"] for t in entry["delete"]] == ["old", "older"]
+    by_tag = {t["tag"]: t["bytes"] for t in entry["delete"]}
+    # old's image stays (latest is on it): nothing of it is freed.
+    assert by_tag["old"] == 0
+    amd, arm, index = store.refs["amd"], store.refs["arm"], store.refs["older"]
+    older_bytes = size(store, index, amd[0], amd[1], *amd[2], arm[0], arm[1], *arm[2])
+    assert by_tag["older"] == older_bytes
+    assert report["bytes_to_free"] == older_bytes
+    assert report["tags_before"] == 4
+    assert report["tags_to_delete"] == 2
+
+
+def test_unreferenced_blobs_before_the_run_are_counted_in_what_the_collection_frees(store):
+    stray = store.blob(b"an upload nobody tagged")
+    report = plan(store)
+    assert report["bytes_unreferenced_before"] == size(store, stray)
+    assert (
+        report["bytes_to_free"]
+        == size(store, stray) + report["repositories"][0]["delete"][1]["bytes"]
+    )
+
+
+def test_only_tags_still_as_planned_are_deleted(store):
+    fs = ctl.FilesystemStore(str(store.v2))
+    report = ctl.retention_plan(fs, RULES, NOW)
+    # After the plan: old is pushed again (same digest, new push time), older is gone.
+    pushed(store, "ci/app", "old", 0)
+    fs.delete_tag("ci/app", "older")
+    deleted, skipped = ctl.delete_planned(fs, report)
+    assert (deleted, skipped) == (0, 2)
+    assert report["repositories"][0]["skipped"] == [
+        {"tag": "old", "reason": "pushed during the run"},
+        {"tag": "older", "reason": "already gone"},
+    ]
+    assert fs.tag("ci/app", "old") is not None
+
+
+def test_a_tag_moved_to_another_digest_after_the_plan_stays(store):
+    fs = ctl.FilesystemStore(str(store.v2))
+    report = ctl.retention_plan(fs, RULES, NOW)
+    store.tag("ci/app", "old", store.refs["new"][0])
+    pushed(store, "ci/app", "old", 5)  # even with the planned push time
+    deleted, skipped = ctl.delete_planned(fs, report)
+    assert (deleted, skipped) == (1, 1)  # older deleted, old skipped
+    assert fs.tag("ci/app", "old")["digest"] == store.refs["new"][0]
+    assert fs.tag("ci/app", "older") is None
+    assert fs.tag("ci/app", "latest") is not None
+
+
+def test_reports_keep_the_newest(tmp_path, monkeypatch):
+    monkeypatch.setattr(ctl, "REPORTS_DIR", str(tmp_path / "reports"))
+    for second in range(5):
+        ctl.write_report({"started": NOW + second, "dry_run": second % 2 == 0}, kept=3)
+    names = sorted(os.listdir(tmp_path / "reports"))
+    assert len(names) == 3
+    assert names[-1].startswith("retention-20270115T080004")
+    assert oct((tmp_path / "reports").stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"replicas": 2, "major_version": 3, "storage_driver": "filesystem"}, "replicas"),
+        ({"replicas": 1, "major_version": 2, "storage_driver": "filesystem"}, "registry 3"),
+        ({"replicas": 1, "major_version": 3, "storage_driver": "azure"}, "local disk or in S3"),
+        ({"replicas": 1, "major_version": 3, "storage_driver": "s3", "s3": {}}, "needs rclone"),
+    ],
+)
+def test_retention_is_refused_where_it_cannot_run(config, expected, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(ctl, "CONFIG", dict(config, data_dir=str(tmp_path)))
+    monkeypatch.setattr(ctl.shutil, "which", lambda name: None)  # no rclone here
+    monkeypatch.setattr(ctl, "acquire", lambda *a, **k: pytest.fail("took the lock"))
+    args = type("Args", (), {"rules_stdin": False, "dry_run": True, "wait": 0})()
+    assert ctl.retain_command(args, {}) == 1
+    assert expected in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+
+
+def test_broken_rules_on_stdin_are_refused_before_the_lock(monkeypatch, capsys, tmp_path):
+    config = {"replicas": 1, "major_version": 3, "storage_driver": "filesystem"}
+    monkeypatch.setattr(ctl, "CONFIG", dict(config, data_dir=str(tmp_path)))
+    monkeypatch.setattr(ctl, "acquire", lambda *a, **k: pytest.fail("took the lock"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps([{"repositories": "x"}])))
+    args = type("Args", (), {"rules_stdin": True, "dry_run": False, "wait": 0})()
+    assert ctl.retain_command(args, {}) == 1
+    assert "[0] keeps nothing" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+
+
+def test_the_role_installs_the_rules_where_registryctl_imports_them():
+    import yaml  # noqa: PLC0415
+
+    constants = yaml.safe_load((ROOT / "roles" / "host_control" / "vars" / "main.yml").read_text())
+    assert (
+        constants["_host_control_library_dir"]
+        == load_role_file("host_control", "registryctl").RETENTION_LIB
+    )
+
+
+def test_a_collection_of_a_registry_nothing_was_pushed_to_frees_nothing(monkeypatch):
+    """The registry's garbage-collect fails on a store without repositories; registryctl
+    reports that nothing was collected (a timer on a new registry must not fail)."""
+    answer = type(
+        "Result",
+        (),
+        {
+            "returncode": 1,
+            "stdout": "",
+            "stderr": "failed to garbage collect: failed to mark: filesystem: "
+            "Path not found: /docker/registry/v2/repositories",
+        },
+    )()
+    monkeypatch.setattr(ctl, "CONFIG", {"container": "registry", "readonly_config": "/c.yml"})
+    monkeypatch.setattr(ctl.subprocess, "run", lambda *a, **k: answer)
+    report = ctl.garbage_collect(False, True)
+    assert (report["blobs_deleted"], report["manifests_deleted"]) == (0, 0)
+    answer.stderr = "failed to garbage collect: permission denied"
+    with pytest.raises(ctl.ControlError, match="permission denied"):
+        ctl.garbage_collect(False, True)
+
+
+def test_a_deleted_tag_goes_to_the_trash_beside_the_store_in_one_rename(store, tmp_path):
+    fs = ctl.FilesystemStore(str(store.v2))
+    inode = (store.v2 / "repositories" / "ci/app" / "_manifests" / "tags" / "old").stat().st_ino
+    fs.delete_tag("ci/app", "old")
+    trash = tmp_path / ctl.TRASH
+    assert [p.stat().st_ino for p in trash.iterdir()] == [inode]
+    assert fs.tag("ci/app", "old") is None
+    assert [t["tag"] for t in fs.tags("ci/app")] == ["latest", "new", "older"]
+    fs.empty_trash()
+    assert not trash.exists()
+
+
+def test_a_tag_whose_link_is_not_a_digest_is_never_a_candidate(store):
+    """A link the registry did not write (damaged, or planted) names no path and no tag."""
+    link = store.v2 / "repositories" / "ci/app" / "_manifests" / "tags" / "old" / "current" / "link"
+    link.write_text("sha256:../../../../etc")
+    pushed(store, "ci/app", "old", 5)
+    report = plan(store)
+    assert [t["tag"] for t in report["repositories"][0]["delete"]] == ["older"]
