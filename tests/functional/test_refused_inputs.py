@@ -232,6 +232,44 @@ CASES = [
         "registry_maintenance_converge_lock_wait (-5) is outside 0-86400",
     ),
     (
+        "retention-rule-bad-regex",
+        "server",
+        {
+            "registry_maintenance_retention_rules": [
+                {"repositories": "ci/*", "keep_last": 10},
+                {"repositories": "rel/*", "keep_tags": "v[0-9"},
+            ]
+        },
+        "registry_maintenance_retention_rules [1]: keep_tags 'v[0-9' is not a regular expression",
+    ),
+    (
+        "retention-rule-negative-count",
+        "server",
+        {"registry_maintenance_retention_rules": [{"repositories": "ci/*", "keep_last": -3}]},
+        "registry_maintenance_retention_rules [0]: keep_last -3 is outside 0-100000",
+    ),
+    (
+        "retention-rule-unknown-key",
+        "server",
+        {"registry_maintenance_retention_rules": [{"repositories": "ci/*", "keep_lats": 3}]},
+        "registry_maintenance_retention_rules [0] has the unknown key(s) keep_lats",
+    ),
+    (
+        "retention-on-registry-2",
+        "server",
+        {
+            "registry_server_image": "registry:2.8.3",
+            "registry_maintenance_retention_rules": [{"repositories": "ci/*", "keep_last": 3}],
+        },
+        "registry_maintenance_retention_rules (or its timer) apply to registry 3",
+    ),
+    (
+        "retention-timer-bad-calendar",
+        "server",
+        {"registry_maintenance_retention_timer_on_calendar": "every full moon"},
+        "registry_maintenance_retention_timer_on_calendar ('every full moon') is not a calendar",
+    ),
+    (
         "backup-without-password",
         "server",
         {

@@ -18,18 +18,10 @@ from registry_helpers import (
     pull_and_check_digest,
     push_unique_image,
     recap,
-    storage_s3,
     unique_image,
 )
 
 ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", Path.cwd() / "artifacts"))
-
-
-@pytest.fixture(scope="module")
-def bucket(inventory):
-    """The registry's bucket, seen through the S3 API of the storage host."""
-    variables = inventory.get_variables("storage")
-    return storage_s3(variables).Bucket(variables["s3_bucket"])
 
 
 def objects(bucket):
