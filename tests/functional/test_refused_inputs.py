@@ -255,13 +255,15 @@ CASES = [
         "registry_maintenance_retention_rules [0] has the unknown key(s) keep_lats",
     ),
     (
-        "retention-on-registry-2",
+        "retention-with-replicas",
         "server",
-        {
-            "registry_server_image": "registry:2.8.3",
-            "registry_maintenance_retention_rules": [{"repositories": "ci/*", "keep_last": 3}],
-        },
-        "registry_maintenance_retention_rules (or its timer) apply to registry 3",
+        dict(
+            S3,
+            registry_server_replicas=["{{ inventory_hostname }}", "client-a"],
+            registry_server_http_secret="a-shared-secret-of-32-characters",
+            registry_maintenance_retention_rules=[{"repositories": "ci/*", "keep_last": 3}],
+        ),
+        "registry_maintenance_retention_rules (or its timer) apply to a single registry",
     ),
     (
         "retention-timer-bad-calendar",

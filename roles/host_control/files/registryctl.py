@@ -18,7 +18,9 @@ under REPORTS_DIR):
 It plans with the registry writable (the tags the rules delete, by their last push: the
 tag link's modification time), then switches the registry to read-only, deletes each
 planned tag that is still as planned (same digest, same push time: a tag pushed since
-stays) and collects once, untagged manifests included, before switching back.
+stays) and the manifests only deleted tags reached, and collects once before switching
+back. Registry 2.x and 3.x alike: the store is changed as the registry's own deletes change
+it, and the collection runs without --delete-untagged.
 
 Restarts that refuse no connection, and what decides them:
 
@@ -1226,10 +1228,34 @@ class FilesystemStore:
         """What the registry's DELETE of a tag removes: the tag's directory, nothing else.
         It is renamed into the trash (one rename: the registry is read-only meanwhile) and
         removed by empty_trash once the registry takes pushes again."""
+        self._to_trash(self.tag_dir(repository, tag))
+
+    def revision_dir(self, repository, digest):
+        algorithm, hexdigest = digest.split(":", 1)
+        return os.path.join(
+            self.repositories_dir, repository, "_manifests", "revisions", algorithm, hexdigest
+        )
+
+    def revisions(self, repository):
+        """The manifests the repository holds (its revision links), tagged or not."""
+        directory = os.path.join(self.repositories_dir, repository, "_manifests", "revisions")
+        found = []
+        for algorithm in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            for entry in sorted(os.listdir(os.path.join(directory, algorithm))):
+                digest = "%s:%s" % (algorithm, entry)
+                if DIGEST.fullmatch(digest):
+                    found.append(digest)
+        return found
+
+    def unlink_manifest(self, repository, digest):
+        """The manifest out of the repository (its revision link, as the registry's DELETE
+        by digest removes it); its blobs go with the collection that follows."""
+        self._to_trash(self.revision_dir(repository, digest))
+
+    def _to_trash(self, path):
         os.makedirs(self.trash, mode=0o700, exist_ok=True)
         self._trashed += 1
-        slot = os.path.join(self.trash, "%d-%d" % (os.getpid(), self._trashed))
-        os.rename(self.tag_dir(repository, tag), slot)
+        os.rename(path, os.path.join(self.trash, "%d-%d" % (os.getpid(), self._trashed)))
 
     def empty_trash(self):
         shutil.rmtree(self.trash, ignore_errors=True)
@@ -1348,11 +1374,12 @@ class S3Store:
         return result.stdout
 
     def refresh(self):
-        """The tags as the bucket has them now: every object under a tag's directory
-        listed, each tag's current link copied with its LastModified."""
+        """The tags and manifests as the bucket has them now: every object under a tag's
+        or a revision's directory listed, each tag's current link copied with its
+        LastModified."""
         shutil.rmtree(self.mirror.repositories_dir, ignore_errors=True)
         os.makedirs(self.mirror.repositories_dir, mode=0o700)
-        self.tag_files = {}
+        self.tag_files, self.revision_files = {}, {}
         listing = json.loads(
             self.rclone(
                 "lsjson",
@@ -1360,14 +1387,25 @@ class S3Store:
                 "--files-only",
                 "--include",
                 "/**/_manifests/tags/**",
+                "--include",
+                "/**/_manifests/revisions/**",
                 self.remote + "/repositories",
             )
             or "[]"
         )
         for entry in listing:
-            repository, _, rest = entry["Path"].partition("/_manifests/tags/")
-            self.tag_files.setdefault((repository, rest.split("/", 1)[0]), []).append(entry["Path"])
-        if listing:
+            path = entry["Path"]
+            if "/_manifests/tags/" in path:
+                repository, _, rest = path.partition("/_manifests/tags/")
+                self.tag_files.setdefault((repository, rest.split("/", 1)[0]), []).append(path)
+            else:
+                repository, _, rest = path.partition("/_manifests/revisions/")
+                parts = rest.split("/")
+                digest = "%s:%s" % (parts[0], parts[1]) if len(parts) > 2 else ""
+                if DIGEST.fullmatch(digest):
+                    self.revision_files.setdefault(repository, {}).setdefault(digest, [])
+                    self.revision_files[repository][digest].append(path)
+        if self.tag_files:
             self.rclone(
                 "copy",
                 "--include",
@@ -1377,7 +1415,8 @@ class S3Store:
             )
 
     def repositories(self):
-        return self.mirror.repositories()
+        names = {repository for repository, _tag in self.tag_files} | set(self.revision_files)
+        return sorted(names)
 
     def tags(self, repository):
         return self.mirror.tags(repository)
@@ -1385,9 +1424,15 @@ class S3Store:
     def tag(self, repository, tag):
         return self.mirror.tag(repository, tag)
 
+    def revisions(self, repository):
+        return sorted(self.revision_files.get(repository, {}))
+
     def delete_tag(self, repository, tag):
-        # Queued; commit() deletes every queued tag's objects in one rclone run.
+        # Queued; commit() deletes every queued object in one rclone run.
         self.doomed.extend(self.tag_files.get((repository, tag), []))
+
+    def unlink_manifest(self, repository, digest):
+        self.doomed.extend(self.revision_files.get(repository, {}).get(digest, []))
 
     def commit(self):
         if self.doomed:
@@ -1417,6 +1462,11 @@ class S3Store:
             self.sizes["%s:%s" % (algorithm, hexdigest)] = entry["Size"]
         return self.sizes
 
+    def references(self, digest):
+        if digest not in self.fetched:
+            self.reachable([digest])
+        return self.mirror.references(digest)
+
     def reachable(self, digests):
         """As FilesystemStore's, the manifests fetched into the mirror first, round by
         round (an index's children are known once the index is read)."""
@@ -1437,59 +1487,102 @@ class S3Store:
         return self.mirror.reachable(digests)
 
 
+def manifest_closure(store, digests):
+    """The manifests, and an index's children (in the same repository), recursively."""
+    seen, pending = set(), list(digests)
+    while pending:
+        digest = pending.pop()
+        if digest not in seen:
+            seen.add(digest)
+            pending.extend(store.references(digest)[0])
+    return seen
+
+
+def doomed_manifests(store, deleted_digests, kept_digests, present):
+    """The manifests a repository no longer needs once tags on deleted_digests go: those
+    only the deleted tags reach (an index's children with it), present in the repository.
+    A manifest a kept tag reaches, or one that no tag ever reached (pushed by digest),
+    stays."""
+    return sorted(
+        (manifest_closure(store, deleted_digests) - manifest_closure(store, kept_digests))
+        & set(present)
+    )
+
+
 def retention_plan(store, rules, now):
     """What the rules delete, per repository, with the bytes that would be freed.
 
-    Retention's collection deletes untagged manifests too (a deleted tag's manifest is
-    untagged), so what stays is what the kept tags reach; the rest of the store goes."""
+    A deleted tag's manifest leaves its repository when no kept tag reaches it; the
+    collection after (without --delete-untagged: on registry 2.x it deletes the children
+    of multi-arch indexes) frees the blobs no remaining manifest reaches."""
     retention = _retention_rules_module()
-    repositories, kept_digests, all_digests = [], set(), set()
-    for name in store.repositories():
-        tags = store.tags(name)
-        all_digests.update(tag["digest"] for tag in tags)
+    held = {name: (store.tags(name), store.revisions(name)) for name in store.repositories()}
+    everything = {digest for _tags, present in held.values() for digest in present}
+    held_before = store.reachable(everything)  # every manifest read once, up front
+    repositories, remaining = [], set()
+    for name, (tags, present) in held.items():
         decision = retention.decide(rules, name, tags, now)
         if decision is None:
-            kept_digests.update(tag["digest"] for tag in tags)
+            remaining.update(present)
             continue
         deleted = {tag["tag"] for tag in decision["delete"]}
-        kept_digests.update(tag["digest"] for tag in tags if tag["tag"] not in deleted)
-        repositories.append(dict(decision, repository=name, tags=len(tags)))
+        doomed = doomed_manifests(
+            store,
+            {tag["digest"] for tag in tags if tag["tag"] in deleted},
+            {tag["digest"] for tag in tags if tag["tag"] not in deleted},
+            present,
+        )
+        remaining.update(set(present) - set(doomed))
+        repositories.append(dict(decision, repository=name, tags=len(tags), manifests=doomed))
     sizes = store.blob_sizes()
-    kept_blobs = store.reachable(kept_digests)
-    tagged_blobs = store.reachable(all_digests)
+    stays = store.reachable(remaining)
     for entry in repositories:
         for tag in entry["delete"]:
-            only_its = store.reachable([tag["digest"]]) - kept_blobs
+            only_its = store.reachable([tag["digest"]]) - stays
             tag["bytes"] = sum(sizes.get(digest, 0) for digest in only_its)
     return {
         "repositories": repositories,
         "tags_before": sum(entry["tags"] for entry in repositories),
         "tags_to_delete": sum(len(entry["delete"]) for entry in repositories),
-        "bytes_to_free": sum(size for digest, size in sizes.items() if digest not in kept_blobs),
+        "bytes_to_free": sum(size for digest, size in sizes.items() if digest not in stays),
         "bytes_unreferenced_before": sum(
-            size for digest, size in sizes.items() if digest not in tagged_blobs
+            size for digest, size in sizes.items() if digest not in held_before
         ),
     }
 
 
 def delete_planned(store, plan):
-    """Delete the planned tags that are still as planned; a tag pushed or moved since the
-    plan (another digest, or a newer push) stays. Runs while the registry is read-only."""
-    deleted, skipped = 0, []
+    """Delete the planned tags that are still as planned (a tag pushed or moved since the
+    plan, to another digest or by a newer push, stays), then the manifests only the
+    deleted tags reached, judged again from the tags as they are now. Runs while the
+    registry is read-only."""
+    deleted, skipped, unlinked = 0, 0, 0
     for entry in plan["repositories"]:
+        repository = entry["repository"]
         entry["deleted"], entry["skipped"] = [], []
         for tag in entry["delete"]:
-            now = store.tag(entry["repository"], tag["tag"])
+            now = store.tag(repository, tag["tag"])
             if now is None:
                 entry["skipped"].append({"tag": tag["tag"], "reason": "already gone"})
             elif now["digest"] != tag["digest"] or now["pushed"] != tag["pushed"]:
                 entry["skipped"].append({"tag": tag["tag"], "reason": "pushed during the run"})
             else:
-                store.delete_tag(entry["repository"], tag["tag"])
+                store.delete_tag(repository, tag["tag"])
                 entry["deleted"].append(tag["tag"])
-                deleted += 1
-        skipped += entry["skipped"]
-    return deleted, len(skipped)
+        gone = set(entry["deleted"])
+        tags = store.tags(repository)
+        entry["manifests_unlinked"] = doomed_manifests(
+            store,
+            {tag["digest"] for tag in entry["delete"] if tag["tag"] in gone},
+            {tag["digest"] for tag in tags if tag["tag"] not in gone},
+            store.revisions(repository),
+        )
+        for digest in entry["manifests_unlinked"]:
+            store.unlink_manifest(repository, digest)
+        deleted += len(gone)
+        skipped += len(entry["skipped"])
+        unlinked += len(entry["manifests_unlinked"])
+    return deleted, skipped, unlinked
 
 
 def write_report(report, kept):
@@ -1528,17 +1621,18 @@ def retain(rules, dry_run):
 def retain_with(store, rules, dry_run, started):
     report = {"dry_run": dry_run, "started": started, "rules": rules}
     report.update(retention_plan(store, rules, started))
-    report.update(tags_deleted=0, tags_skipped=0, gc=None, frozen_seconds=0)
+    report.update(tags_deleted=0, tags_skipped=0, manifests_unlinked=0, gc=None, frozen_seconds=0)
     if not dry_run and report["tags_to_delete"]:
         freeze()
         frozen_at = time.monotonic()
         try:
             container_id = container_state()[0]
             store.refresh()  # the tags as they are now that no push can change them
-            report["tags_deleted"], report["tags_skipped"] = delete_planned(store, report)
+            deleted, skipped, unlinked = delete_planned(store, report)
+            report.update(tags_deleted=deleted, tags_skipped=skipped, manifests_unlinked=unlinked)
             store.commit()
             still_frozen(container_id, "while tags were deleted")
-            report["gc"] = collect(False, True) if report["tags_deleted"] else None
+            report["gc"] = collect(False, False) if deleted else None
             if report["gc"] and report["gc"]["bytes_freed"] is None:
                 # An object store's sizes came with the plan's listing.
                 report["gc"]["bytes_freed"] = sum(
@@ -1554,8 +1648,6 @@ def retain_command(args, report):
     problem = None
     if CONFIG.get("replicas", 1) > 1:
         problem = "retention of replicas is not supported yet: the others would take pushes"
-    elif CONFIG.get("major_version", 2) < 3:
-        problem = "retention needs registry 3 (it deletes by tag; 2.x deletes by digest only)"
     elif CONFIG.get("storage_driver") == "s3" and not shutil.which("rclone"):
         problem = "retention of an S3 store needs rclone: converge the registry with site.yml"
     elif CONFIG.get("storage_driver") not in ("filesystem", "s3") or not (
