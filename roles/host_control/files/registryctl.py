@@ -1396,10 +1396,10 @@ class S3Store:
         for entry in listing:
             path = entry["Path"]
             if "/_manifests/tags/" in path:
-                repository, _, rest = path.partition("/_manifests/tags/")
+                repository, _sep, rest = path.partition("/_manifests/tags/")
                 self.tag_files.setdefault((repository, rest.split("/", 1)[0]), []).append(path)
             else:
-                repository, _, rest = path.partition("/_manifests/revisions/")
+                repository, _sep, rest = path.partition("/_manifests/revisions/")
                 parts = rest.split("/")
                 digest = "%s:%s" % (parts[0], parts[1]) if len(parts) > 2 else ""
                 if DIGEST.fullmatch(digest):
@@ -1859,11 +1859,17 @@ def main():
         print(install_tls(args.key, args.cert, args.dest, args.owner, args.check))
         return 0
     if hasattr(args, "config") and args.command != "acme-deploy":
-        load_config(
-            args.config,
-            required=args.command
-            in GC_COMMANDS + ("retain", "backup-init", "backup", "backup-verify"),
-        )
+        try:
+            load_config(
+                args.config,
+                required=args.command
+                in GC_COMMANDS + ("retain", "backup-init", "backup", "backup-verify"),
+            )
+        except FileNotFoundError:
+            report["error"] = "%s does not exist: deploy the registry with site.yml first" % (
+                args.config,
+            )
+            return report_and_exit(report, 1)
     if getattr(args, "wait", None) is None and hasattr(args, "wait"):
         args.wait = CONFIG.get("lock_wait", 600 if args.command == "restart" else 0)
     try:

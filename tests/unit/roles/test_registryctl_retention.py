@@ -232,3 +232,11 @@ def test_what_the_collection_frees_is_what_no_remaining_manifest_reaches(store):
     older = size(store, store.refs["older"], amd[0], amd[1], *amd[2], arm[0], arm[1], *arm[2])
     assert report["bytes_unreferenced_before"] == size(store, stray)
     assert report["bytes_to_free"] == older + size(store, stray)
+
+
+def test_a_host_without_settings_is_told_to_deploy_first(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "maintenance.json"
+    monkeypatch.setattr(sys, "argv", ["registryctl", "retain", "--config", str(missing)])
+    assert ctl.main() == 1
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["error"] == "%s does not exist: deploy the registry with site.yml first" % missing
