@@ -114,6 +114,13 @@ def push_history(client, registry, user, password, images, pause=0):
     )
 
 
+def latest_report(server, dry_run):
+    """The newest report of a dry or of a real run on the registry host (names sort by time)."""
+    names = server.check_output("ls /var/lib/privreg/retention").split()
+    name = [n for n in names if n.endswith("-dry-run.json") == dry_run][-1]
+    return json.loads(server.check_output("cat /var/lib/privreg/retention/%s", name))
+
+
 def tags_of(images):
     """(repository, tag) -> the name of the image it points to."""
     return {(i["repository"], tag): i["name"] for i in images for tag in i["tags"]}

@@ -817,8 +817,7 @@ def verify_store(v2):
                     report["corrupt_blobs"].append("sha256:" + name)
 
     def blob(digest):
-        algorithm, hexdigest = digest.split(":", 1)
-        path = os.path.join(v2, "blobs", algorithm, hexdigest[:2], hexdigest, "data")
+        path = os.path.join(v2, "blobs", blob_data_path(digest))
         return path if os.path.isfile(path) else None
 
     def linked(repository, kind, digest):
@@ -1027,9 +1026,14 @@ def thaw():
     wait_ready()
 
 
-def blob_size(digest):
+def blob_data_path(digest):
+    """Where the store keeps a blob's data, below its blobs directory (every driver alike)."""
     algorithm, hexdigest = digest.split(":", 1)
-    path = os.path.join(CONFIG["blobs_dir"], algorithm, hexdigest[:2], hexdigest, "data")
+    return "%s/%s/%s/data" % (algorithm, hexdigest[:2], hexdigest)
+
+
+def blob_size(digest):
+    path = os.path.join(CONFIG["blobs_dir"], blob_data_path(digest))
     try:
         return os.path.getsize(path)
     except OSError:
@@ -1266,9 +1270,11 @@ class FilesystemStore:
     def commit(self):
         pass  # each delete_tag was its own rename
 
+    def prefetch(self, digests):
+        pass  # read where they are
+
     def blob_path(self, digest):
-        algorithm, hexdigest = digest.split(":", 1)
-        return os.path.join(self.blobs_dir, algorithm, hexdigest[:2], hexdigest, "data")
+        return os.path.join(self.blobs_dir, blob_data_path(digest))
 
     def blob_sizes(self):
         self.sizes = sizes = {}
@@ -1303,19 +1309,6 @@ class FilesystemStore:
             blobs = [d for d in blobs if isinstance(d, str) and DIGEST.fullmatch(d)]
             self._references[digest] = (children, blobs)
         return self._references[digest]
-
-    def reachable(self, digests):
-        """Every blob the manifests hold on to, themselves and an index's children included."""
-        seen, pending = set(), list(digests)
-        while pending:
-            digest = pending.pop()
-            if digest in seen:
-                continue
-            seen.add(digest)
-            children, blobs = self.references(digest)
-            pending.extend(children)
-            seen.update(blobs)
-        return seen
 
 
 class S3Store:
@@ -1464,27 +1457,22 @@ class S3Store:
 
     def references(self, digest):
         if digest not in self.fetched:
-            self.reachable([digest])
+            self.prefetch([digest])
         return self.mirror.references(digest)
 
-    def reachable(self, digests):
-        """As FilesystemStore's, the manifests fetched into the mirror first, round by
-        round (an index's children are known once the index is read)."""
+    def prefetch(self, digests):
+        """The manifests and an index's children into the mirror, one rclone copy per
+        round (an index's children are known once the index is read), not one per manifest."""
         pending = set(digests)
         while pending - self.fetched:
-            wanted = sorted(d for d in pending - self.fetched if ":" in d)
-            paths = []
-            for digest in wanted:
-                algorithm, hexdigest = digest.split(":", 1)
-                paths.append("%s/%s/%s/data" % (algorithm, hexdigest[:2], hexdigest))
-            listing = self._list_file("manifests", paths)
+            wanted = sorted(pending - self.fetched)
+            listing = self._list_file("manifests", [blob_data_path(d) for d in wanted])
             self.rclone(
                 "copy", "--files-from-raw", listing, self.remote + "/blobs", self.mirror.blobs_dir
             )
-            self.fetched.update(pending)
+            self.fetched.update(wanted)
             for digest in wanted:
                 pending.update(self.mirror.references(digest)[0])
-        return self.mirror.reachable(digests)
 
 
 def manifest_closure(store, digests):
@@ -1496,6 +1484,13 @@ def manifest_closure(store, digests):
             seen.add(digest)
             pending.extend(store.references(digest)[0])
     return seen
+
+
+def reachable(store, digests):
+    """Every blob the manifests hold on to: themselves, an index's children, their configs
+    and layers."""
+    manifests = manifest_closure(store, digests)
+    return manifests.union(*(store.references(digest)[1] for digest in manifests))
 
 
 def doomed_manifests(store, deleted_digests, kept_digests, present):
@@ -1518,7 +1513,8 @@ def retention_plan(store, rules, now):
     retention = _retention_rules_module()
     held = {name: (store.tags(name), store.revisions(name)) for name in store.repositories()}
     everything = {digest for _tags, present in held.values() for digest in present}
-    held_before = store.reachable(everything)  # every manifest read once, up front
+    store.prefetch(everything)  # an object store's manifests read once, up front
+    held_before = reachable(store, everything)
     repositories, remaining = [], set()
     for name, (tags, present) in held.items():
         decision = retention.decide(rules, name, tags, now)
@@ -1535,10 +1531,10 @@ def retention_plan(store, rules, now):
         remaining.update(set(present) - set(doomed))
         repositories.append(dict(decision, repository=name, tags=len(tags), manifests=doomed))
     sizes = store.blob_sizes()
-    stays = store.reachable(remaining)
+    stays = reachable(store, remaining)
     for entry in repositories:
         for tag in entry["delete"]:
-            only_its = store.reachable([tag["digest"]]) - stays
+            only_its = reachable(store, [tag["digest"]]) - stays
             tag["bytes"] = sum(sizes.get(digest, 0) for digest in only_its)
     return {
         "repositories": repositories,

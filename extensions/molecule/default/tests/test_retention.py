@@ -27,7 +27,13 @@ from registry_helpers import (
     push_unique_image,
     recap,
 )
-from retention_helpers import bytes_freed_by_deleting, image, push_history, tags_of
+from retention_helpers import (
+    bytes_freed_by_deleting,
+    image,
+    latest_report,
+    push_history,
+    tags_of,
+)
 
 STORE = "/opt/registry/data/docker/registry/v2/repositories"
 HOUR, DAY = 3600, 86400
@@ -138,13 +144,6 @@ def dry_run(built, server):
     report = latest_report(server, dry_run=True)
     after = server.check_output("find %s -path '*/_manifests/tags/*' | sort", STORE)
     return {"report": report, "output": output, "unchanged": before == after}
-
-
-def latest_report(server, dry_run):
-    """The newest report of a dry or of a real run (their names sort by time)."""
-    names = server.check_output("ls /var/lib/privreg/retention").split()
-    name = [n for n in names if n.endswith("-dry-run.json") == dry_run][-1]
-    return json.loads(server.check_output("cat /var/lib/privreg/retention/%s", name))
 
 
 def expected_bytes(built):

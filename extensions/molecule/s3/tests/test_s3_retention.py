@@ -22,7 +22,13 @@ from registry_helpers import (
     pull_by_digest,
     recap,
 )
-from retention_helpers import bytes_freed_by_deleting, image, push_history, tags_of
+from retention_helpers import (
+    bytes_freed_by_deleting,
+    image,
+    latest_report,
+    push_history,
+    tags_of,
+)
 
 REPOSITORY = "retention/s3app"
 RULES = [{"repositories": "retention/*", "keep_last": 3, "keep_tags": "latest|v[0-9]+"}]
@@ -48,12 +54,6 @@ def retention_run(*args):
         rules.write(json.dumps({"registry_maintenance_retention_rules": RULES}))
         rules.flush()
         return converge(*args, "-e", "@" + rules.name, playbook="playbooks/retention.yml")
-
-
-def latest_report(server, dry_run):
-    names = server.check_output("ls /var/lib/privreg/retention").split()
-    name = [n for n in names if n.endswith("-dry-run.json") == dry_run][-1]
-    return json.loads(server.check_output("cat /var/lib/privreg/retention/%s", name))
 
 
 @pytest.fixture(scope="module")
