@@ -15,7 +15,11 @@ holds, and deleted otherwise:
 - its name matches ``keep_tags`` (a regular expression, matched against the whole name);
 - it is among the ``keep_last`` most recently pushed of the repository's other tags (those
   ``keep_tags`` does not keep: "the last 10 builds, and every release");
-- it was pushed within the last ``keep_days`` days.
+- it was pushed within the last ``keep_days`` days;
+- it was pulled within the last ``keep_pulled_days`` days (its manifest fetched, by tag or
+  by digest, as the registry's pull events recorded it). Until the records cover that many
+  days, the rule keeps every tag it would delete only for want of a pull: a pull before
+  the records began is unknown, not absent.
 
 The time that counts is when the tag was last pushed (the tag's link in the store), never
 the image's ``created`` date, which reproducible builds set to 1970. A repository keeps
@@ -27,8 +31,16 @@ from __future__ import annotations
 
 import re
 
-RULE_KEYS = ("repositories", "keep_last", "keep_days", "keep_tags", "delete_last_tag", "comment")
-KEEP_KEYS = ("keep_last", "keep_days", "keep_tags")
+RULE_KEYS = (
+    "repositories",
+    "keep_last",
+    "keep_days",
+    "keep_pulled_days",
+    "keep_tags",
+    "delete_last_tag",
+    "comment",
+)
+KEEP_KEYS = ("keep_last", "keep_days", "keep_pulled_days", "keep_tags")
 MAX_KEEP_LAST = 100000
 MAX_KEEP_DAYS = 36500
 MAX_PATTERN = 1024
@@ -78,10 +90,14 @@ def rule_problems(rules, variable="registry_maintenance_retention_rules"):
             )
         if not any(key in rule for key in KEEP_KEYS):
             problems.append(
-                "%s keeps nothing: give keep_last, keep_days or keep_tags (a rule without "
-                "them would delete every tag)" % where
+                "%s keeps nothing: give keep_last, keep_days, keep_pulled_days or keep_tags "
+                "(a rule without them would delete every tag)" % where
             )
-        for key, high in (("keep_last", MAX_KEEP_LAST), ("keep_days", MAX_KEEP_DAYS)):
+        for key, high in (
+            ("keep_last", MAX_KEEP_LAST),
+            ("keep_days", MAX_KEEP_DAYS),
+            ("keep_pulled_days", MAX_KEEP_DAYS),
+        ):
             if key in rule:
                 problem = _count_problem(where, key, rule[key], high)
                 if problem:
@@ -116,23 +132,46 @@ def matching_rule(rules, repository):
     return None, None
 
 
-def decide(rules, repository, tags, now):
+def _pull_keeps(pulled_days, recorded_days, keep_pulled_days):
+    """Why keep_pulled_days keeps a tag, or None: pulled within the days, or records too
+    young (or none) to tell "not pulled" from "not seen"."""
+    if pulled_days is not None and pulled_days < keep_pulled_days:
+        return "pulled within %d days" % keep_pulled_days
+    if recorded_days is None or recorded_days < keep_pulled_days:
+        return "pulls recorded for %s, fewer than keep_pulled_days %d" % (
+            "no days" if recorded_days is None else "%.1f days" % recorded_days,
+            keep_pulled_days,
+        )
+    return None
+
+
+def decide(rules, repository, tags, now, pulls_since=None):
     """What the rules do to one repository's tags.
 
-    ``tags`` is a list of {tag, digest, pushed} (pushed: seconds since the epoch). Returns
-    None when no rule matches, else {rule, keep: [{tag, reason}], delete: [{tag, digest,
-    pushed, reason}]}, newest first."""
+    ``tags`` is a list of {tag, digest, pushed[, pulled]} (seconds since the epoch);
+    ``pulls_since`` is when the pull records began (None: there are none). Returns None
+    when no rule matches, else {rule, keep: [{tag, reason}], delete: [{tag, digest, pushed,
+    reason}]}, newest first."""
     index, rule = matching_rule(rules, repository)
     if rule is None:
         return None
     newest_first = sorted(tags, key=lambda tag: (-tag["pushed"], tag["tag"]))
     keep_last = rule.get("keep_last")
     keep_days = rule.get("keep_days")
+    keep_pulled_days = rule.get("keep_pulled_days")
+    # Records younger than the rule's days cannot tell "not pulled" from "not seen".
+    recorded_days = None if pulls_since is None else max(0.0, (now - pulls_since) / DAY)
     keep_tags = re.compile(rule["keep_tags"]) if rule.get("keep_tags") else None
     keep, delete = [], []
     position = 0  # among the tags keep_tags does not keep: releases take no build's place
     for tag in newest_first:
         age_days = (now - tag["pushed"]) / DAY
+        pulled_days = (now - tag["pulled"]) / DAY if tag.get("pulled") is not None else None
+        pull_reason = (
+            _pull_keeps(pulled_days, recorded_days, keep_pulled_days)
+            if keep_pulled_days is not None
+            else None
+        )
         if keep_tags is not None and keep_tags.fullmatch(tag["tag"]):
             keep.append({"tag": tag["tag"], "reason": "matches keep_tags"})
             continue
@@ -141,12 +180,21 @@ def decide(rules, repository, tags, now):
             keep.append({"tag": tag["tag"], "reason": "among the newest %d" % keep_last})
         elif keep_days is not None and age_days < keep_days:
             keep.append({"tag": tag["tag"], "reason": "pushed within %d days" % keep_days})
+        elif pull_reason:
+            keep.append({"tag": tag["tag"], "reason": pull_reason})
         else:
             reasons = []
             if keep_last is not None:
                 reasons.append("not among the newest %d" % keep_last)
             if keep_days is not None:
                 reasons.append("pushed %.1f days ago (keep_days %d)" % (age_days, keep_days))
+            if keep_pulled_days is not None:
+                reasons.append(
+                    "last pulled %.1f days ago (keep_pulled_days %d)"
+                    % (pulled_days, keep_pulled_days)
+                    if pulled_days is not None
+                    else "not pulled in the %.1f days recorded" % recorded_days
+                )
             if keep_tags is not None:
                 reasons.append("does not match keep_tags")
             delete.append(dict(tag, reason="rule %d: %s" % (index, ", ".join(reasons))))

@@ -1504,7 +1504,42 @@ def doomed_manifests(store, deleted_digests, kept_digests, present):
     )
 
 
-def retention_plan(store, rules, now):
+NO_PULLS = {"since": None, "repositories": {}}
+
+
+def load_pulls(path):
+    """The pull record registry-pulls keeps ({since, repositories: {name: {tags, digests}}}).
+
+    Without one (no receiver, or a damaged file) "since" is None, and a rule with
+    keep_pulled_days deletes nothing for want of a pull."""
+    if not path:
+        return NO_PULLS
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return NO_PULLS
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("since"), (int, float))
+        and isinstance(record.get("repositories"), dict)
+    ):
+        return NO_PULLS
+    return record
+
+
+def last_pulled(pulls, repository, tag):
+    """When the tag, or the manifest it points to, was last pulled; None if never seen."""
+    entry = pulls["repositories"].get(repository) or {}
+    times = [
+        (entry.get("tags") or {}).get(tag["tag"]),
+        (entry.get("digests") or {}).get(tag["digest"]),
+    ]
+    times = [t for t in times if isinstance(t, (int, float))]
+    return max(times) if times else None
+
+
+def retention_plan(store, rules, now, pulls=None):
     """What the rules delete, per repository, with the bytes that would be freed.
 
     A deleted tag's manifest leaves its repository when no kept tag reaches it; the
@@ -1516,8 +1551,11 @@ def retention_plan(store, rules, now):
     store.prefetch(everything)  # an object store's manifests read once, up front
     held_before = reachable(store, everything)
     repositories, remaining = [], set()
+    pulls = pulls or NO_PULLS
     for name, (tags, present) in held.items():
-        decision = retention.decide(rules, name, tags, now)
+        for tag in tags:
+            tag["pulled"] = last_pulled(pulls, name, tag)
+        decision = retention.decide(rules, name, tags, now, pulls["since"])
         if decision is None:
             remaining.update(present)
             continue
@@ -1616,7 +1654,9 @@ def retain(rules, dry_run):
 
 def retain_with(store, rules, dry_run, started):
     report = {"dry_run": dry_run, "started": started, "rules": rules}
-    report.update(retention_plan(store, rules, started))
+    pulls = load_pulls(CONFIG.get("pulls_state"))
+    report["pulls_recorded_since"] = pulls["since"]
+    report.update(retention_plan(store, rules, started, pulls))
     report.update(tags_deleted=0, tags_skipped=0, manifests_unlinked=0, gc=None, frozen_seconds=0)
     if not dry_run and report["tags_to_delete"]:
         freeze()

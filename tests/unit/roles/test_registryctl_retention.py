@@ -240,3 +240,60 @@ def test_a_host_without_settings_is_told_to_deploy_first(tmp_path, monkeypatch, 
     assert ctl.main() == 1
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert report["error"] == "%s does not exist: deploy the registry with site.yml first" % missing
+
+
+def test_the_pull_record_keeps_a_tag_pulled_by_tag_or_by_its_digest(store, tmp_path):
+    record = tmp_path / "pulls.json"
+    record.write_text(
+        json.dumps(
+            {
+                "since": NOW - 60 * DAY,
+                "repositories": {
+                    "ci/app": {
+                        "tags": {"old": NOW - 2 * DAY},
+                        "digests": {store.refs["older"]: NOW - 3 * DAY},
+                    }
+                },
+            }
+        )
+    )
+    rules = [{"repositories": "ci/*", "keep_last": 1, "keep_pulled_days": 7}]
+    fs = ctl.FilesystemStore(str(store.v2))
+    report = ctl.retention_plan(fs, rules, NOW, ctl.load_pulls(str(record)))
+    (entry,) = report["repositories"]
+    # latest (pushed 30 days ago, never pulled) goes; its image stays with old.
+    assert [t["tag"] for t in entry["delete"]] == ["latest"]
+    assert entry["delete"][0]["bytes"] == 0
+    assert {k["tag"]: k["reason"] for k in entry["keep"]} == {
+        "new": "among the newest 1",
+        "old": "pulled within 7 days",  # by its tag
+        "older": "pulled within 7 days",  # by its index's digest
+    }
+
+
+@pytest.mark.parametrize("damage", [None, "[not json", "[]", '{"ci/app": {}}'])
+def test_without_a_pull_record_a_pulled_within_rule_deletes_nothing(store, tmp_path, damage):
+    path = tmp_path / "pulls.json"
+    if damage is not None:
+        path.write_text(damage)
+    pulls = ctl.load_pulls(str(path))
+    assert pulls == {"since": None, "repositories": {}}
+    rules = [{"repositories": "ci/*", "keep_last": 1, "keep_pulled_days": 7}]
+    report = ctl.retention_plan(ctl.FilesystemStore(str(store.v2)), rules, NOW, pulls)
+    assert report["repositories"][0]["delete"] == []
+    assert report["tags_to_delete"] == 0
+
+
+def test_records_younger_than_the_rule_keep_what_they_have_not_seen(store, tmp_path):
+    path = tmp_path / "pulls.json"
+    path.write_text(json.dumps({"since": NOW - 3 * DAY, "repositories": {}}))
+    rules = [{"repositories": "ci/*", "keep_last": 1, "keep_pulled_days": 7}]
+    report = ctl.retention_plan(
+        ctl.FilesystemStore(str(store.v2)), rules, NOW, ctl.load_pulls(str(path))
+    )
+    (entry,) = report["repositories"]
+    assert entry["delete"] == []
+    assert {k["reason"] for k in entry["keep"]} == {
+        "among the newest 1",
+        "pulls recorded for 3.0 days, fewer than keep_pulled_days 7",
+    }

@@ -122,3 +122,39 @@ def test_the_glob_star_crosses_slashes_and_question_mark_is_one_character():
     rules = [{"repositories": "app?", "keep_last": 0}]
     assert decide(rules, "app1", tags(("x", 1)), NOW) is not None
     assert decide(rules, "app12", tags(("x", 1)), NOW) is None
+
+
+def test_a_tag_pulled_recently_survives_a_rule_that_would_drop_it():
+    repo = tags(("a", 1), ("b", 20), ("c", 30), ("d", 40))
+    repo[1]["pulled"] = NOW - 2 * DAY  # b: pulled two days ago
+    repo[2]["pulled"] = NOW - 9 * DAY  # c: pulled, but too long ago
+    rule = {"repositories": "*", "keep_last": 1, "keep_pulled_days": 7}
+    decision = decide([rule], "r", repo, NOW, pulls_since=NOW - 30 * DAY)
+    assert {k["tag"]: k["reason"] for k in decision["keep"]} == {
+        "a": "among the newest 1",
+        "b": "pulled within 7 days",
+    }
+    reasons = {t["tag"]: t["reason"] for t in decision["delete"]}
+    assert reasons["c"] == (
+        "rule 0: not among the newest 1, last pulled 9.0 days ago (keep_pulled_days 7)"
+    )
+    assert reasons["d"] == "rule 0: not among the newest 1, not pulled in the 30.0 days recorded"
+
+
+def test_records_shorter_than_the_rule_or_none_at_all_keep_every_unseen_tag():
+    rule = {"repositories": "*", "keep_last": 1, "keep_pulled_days": 7}
+    for since, shown in ((NOW - 6 * DAY, "6.0 days"), (None, "no days"), (NOW + DAY, "0.0 days")):
+        decision = decide([rule], "r", tags(("a", 1), ("b", 20)), NOW, pulls_since=since)
+        assert decision["delete"] == []
+        assert decision["keep"][1]["reason"] == (
+            "pulls recorded for %s, fewer than keep_pulled_days 7" % shown
+        )
+    # Seven days recorded are enough.
+    decision = decide([rule], "r", tags(("a", 1), ("b", 20)), NOW, pulls_since=NOW - 7 * DAY)
+    assert [t["tag"] for t in decision["delete"]] == ["b"]
+
+
+def test_keep_pulled_days_is_checked_like_the_other_counts():
+    problems = rule_problems([{"repositories": "x", "keep_pulled_days": -2}], variable="v")
+    assert problems == ["v[0]: keep_pulled_days -2 is outside 0-36500"]
+    assert rule_problems([{"repositories": "x", "keep_pulled_days": 30}]) == []
