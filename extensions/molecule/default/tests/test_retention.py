@@ -8,6 +8,8 @@ The rules (molecule.yml, registry_servers):
   0. retention/ci/*: keep_last 5, keep_tags latest|v[0-9]+([.][0-9]+)*
   1. retention/nightly: keep_days 7
   2. retention/solo: keep_days 3 (its last tag stays)
+  3. retention/pulled: keep_days 3, keep_pulled_days 5 (the receiver's records, which the
+     test makes 30 days old so that the rule trusts them)
   retention/untouched matches no rule.
 """
 
@@ -36,6 +38,7 @@ from retention_helpers import (
 )
 
 STORE = "/opt/registry/data/docker/registry/v2/repositories"
+PULLS = "/var/lib/privreg-pulls/pulls.json"
 HOUR, DAY = 3600, 86400
 
 
@@ -84,18 +87,26 @@ def history():
     ages[("retention/solo", "s2")] = 20 * DAY
     images.append(image("u1", "retention/untouched", ["u1"], 28000))
     ages[("retention/untouched", "u1")] = 100 * DAY
+    # p1..p3 pushed 10 days ago: p1 is then pulled by its tag, p2 by its digest, p3 never;
+    # p4 was pushed a day ago.
+    for number, layer_bytes in enumerate((29000, 29500, 30500, 31500), start=1):
+        name = "p%d" % number
+        images.append(image(name, "retention/pulled", [name], layer_bytes))
+        ages[("retention/pulled", name)] = (1 if number == 4 else 10) * DAY
     return images, ages
 
 
 def expected_deletions():
     """From the rules, by hand: rule 0 keeps latest and the releases, then the 5 newest
     other tags (b18..b22) of retention/ci/app, and all three of ci/other; rule 1 keeps n01..n06
-    (pushed under 7 days ago); rule 2 would delete both solo tags but keeps the newest, s1."""
+    (pushed under 7 days ago); rule 2 would delete both solo tags but keeps the newest, s1;
+    rule 3 keeps p4 (pushed a day ago), p1 and p2 (pulled just now), and deletes p3."""
     app = "retention/ci/app"
     return (
         {(app, "b%02d" % n) for n in range(1, 18)}
         | {("retention/nightly", "n%02d" % n) for n in range(7, 11)}
         | {("retention/solo", "s2")}
+        | {("retention/pulled", "p3")}
     )
 
 
@@ -118,6 +129,33 @@ def built(server, client_a, registry, credentials):
     return {"images": images, "pushed": pushed, "tags": tags}
 
 
+def pull_record(server):
+    return json.loads(server.check_output("cat %s", PULLS))
+
+
+@pytest.fixture(scope="module")
+def pulled(built, server, client_b, registry):
+    """The receiver's records made 30 days old (stopped, edited, started: as if it had run
+    for a month), then p1 pulled by its tag and p2 by its digest through Docker, as users
+    pull. Waits until the receiver has written both (it writes every 10 s)."""
+    server.check_output(
+        "systemctl stop registry-pulls && python3 -c 'import json, sys, time; "
+        'p = sys.argv[1]; r = json.load(open(p)); r["since"] = time.time() - 30 * 86400; '
+        'json.dump(r, open(p, "w"))\' %s && systemctl start registry-pulls',
+        PULLS,
+    )
+    client_b.check_output("docker pull %s/retention/pulled:p1", registry)
+    p2 = built["pushed"]["p2"]["digest"]
+    pull_by_digest(client_b, registry, "retention/pulled", p2)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        seen = pull_record(server)["repositories"].get("retention/pulled", {})
+        if "p1" in seen.get("tags", {}) and p2 in seen.get("digests", {}):
+            return seen
+        time.sleep(2)
+    pytest.fail("the receiver did not record the pulls: %r" % pull_record(server))
+
+
 def age(server, repository, tag, seconds):
     """Make the tag's last push `seconds` ago, as the store records it."""
     link = "%s/%s/_manifests/tags/%s/current/link" % (STORE, repository, tag)
@@ -137,7 +175,7 @@ def planned(report):
 
 
 @pytest.fixture(scope="module")
-def dry_run(built, server):
+def dry_run(built, pulled, server):
     before = server.check_output("find %s -path '*/_manifests/tags/*' | sort", STORE)
     rc, output = retention_run("--check")
     assert rc == 0, output[-3000:]
@@ -164,6 +202,16 @@ def test_a_dry_run_lists_exactly_the_tags_the_rules_delete_and_deletes_nothing(d
     }
     assert reasons["b01"].startswith("rule 0: not among the newest 5")
     assert reasons["n07"].startswith("rule 1: pushed 7.0 days ago")
+    assert reasons["p3"] == (
+        "rule 3: pushed 10.0 days ago (keep_days 3), not pulled in the 30.0 days recorded"
+    )
+    kept = {
+        (entry["repository"], tag["tag"]): tag["reason"]
+        for entry in dry_run["report"]["repositories"]
+        for tag in entry["keep"]
+    }
+    assert kept[("retention/pulled", "p1")] == "pulled within 5 days"
+    assert kept[("retention/pulled", "p2")] == "pulled within 5 days"
     # The playbook's output names the tags per repository.
     assert "retention/nightly (rule 1): would delete n07, n08, n09, n10" in dry_run["output"]
 
@@ -321,3 +369,31 @@ def test_a_broken_rule_is_refused_before_anything_changes(real_run, server, tmp_
     assert rc != 0
     assert "registry_maintenance_retention_rules [1]: keep_days -1 is outside 0-36500" in output
     assert server.check_output(listing) == before
+
+
+def test_the_pull_receiver_is_only_on_the_bridge_and_a_stopped_one_blocks_no_pull(
+    real_run, server, client_b, registry, credentials
+):
+    """The receiver listens on the Docker bridge's address alone; with it stopped, pulls
+    answer as fast as ever (the registry queues its events, it never waits for them)."""
+    bridge = server.check_output(
+        "docker network inspect bridge --format '{{ (index .IPAM.Config 0).Gateway }}'"
+    )
+    listening = server.check_output("ss -Hltn 'sport = :5008'").split()
+    assert "%s:5008" % bridge in listening, listening
+    assert not {"0.0.0.0:5008", "*:5008", "[::]:5008"} & set(listening), listening
+    user, password = credentials("client-b")
+    url = "https://%s/v2/retention/pulled/manifests/p1" % registry
+    server.check_output("systemctl stop registry-pulls")
+    try:
+        timings = []
+        for _attempt in range(10):
+            started = time.time()
+            answer = http(client_b, url, user, password, "GET", {"Accept": MANIFEST_TYPES})
+            timings.append(time.time() - started)
+            assert answer["status"] == 200, answer
+    finally:
+        server.check_output("systemctl start registry-pulls")
+    assert len(timings) == 10
+    print("manifest GETs with the receiver down: slowest %.2f s of 10" % max(timings))
+    assert max(timings) < 2.0, timings
