@@ -47,20 +47,39 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import token_acl  # noqa: E402  (shipped beside this file)
 
 
-class _Reloading:
-    """A file's parsed content, parsed again when its modification time or size changes."""
+def _stamp(path):
+    stat = os.stat(path)
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
-    def __init__(self, path, parse):
+
+class _Reloading:
+    """A file's parsed content, parsed again when its modification time, size or inode
+    changes, or those of the files it names (``depends``: the value's other files)."""
+
+    def __init__(self, path, parse, depends=None):
         self._path, self._parse = path, parse
+        self._depends = depends or (lambda _value: [])
         self._stamp, self._value = None, None
         self._lock = threading.Lock()
 
+    def _stamps(self, value):
+        paths = [self._path] + (list(self._depends(value)) if value is not None else [])
+        return tuple((path, _stamp(path)) for path in paths)
+
     def get(self):
-        stat = os.stat(self._path)
-        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         with self._lock:
-            if stamp != self._stamp:
-                self._value, self._stamp = self._parse(self._path), stamp
+            stamp = self._stamps(self._value)
+            if stamp == self._stamp:
+                return self._value
+            value = self._parse(self._path)
+            # Kept only when no file it read changed while it was read (the same stamps
+            # before and after); otherwise read again, so a change is never missed.
+            for _attempt in range(5):
+                before = self._stamps(value)
+                value = self._parse(self._path)
+                if self._stamps(value) == before:
+                    break
+            self._value, self._stamp = value, before
             return self._value
 
 
@@ -153,7 +172,12 @@ class TokenService:
         # (registry settings, read at, names or the RegistryUnavailable it met)
         self._catalog = (None, 0.0, None)
         self._catalog_lock = threading.Lock()
-        self._signer = _Reloading(config_path, _Signer)
+        # A key replaced under its id (service.json unchanged) signs from the next token on.
+        self._signer = _Reloading(
+            config_path,
+            _Signer,
+            lambda signer: [signer.config["signing_key"], signer.config["signing_certificate"]],
+        )
         config = self._signer.get().config
         self._users = _Reloading(config["htpasswd"], HtpasswdFile)
         self._acl = _Reloading(config["acl"], _load_acl)

@@ -293,6 +293,21 @@ def test_a_new_signing_key_is_used_without_a_restart(setup):
     jwt.decode(token, new_key.public_key(), algorithms=["ES256"], audience="test-registry")
 
 
+def test_a_key_replaced_under_the_same_id_signs_at_once(setup):
+    """service.json unchanged, the key and certificate files replaced (a key made again
+    under its id, or restored): the next token is the new key's, not the one in memory."""
+    scope = "service=test-registry&scope=repository:alice/app:pull"
+    before = call(setup["app"], scope, "alice", "alice-pw")["body"]["token"]
+    key, cert = _signer(setup["dir"], "replacement")
+    os.replace(setup["dir"] / "replacement.key", setup["dir"] / "signing.key")
+    os.replace(setup["dir"] / "replacement.crt", setup["dir"] / "signing.crt")
+    token = call(setup["app"], scope, "alice", "alice-pw")["body"]["token"]
+    header = jwt.get_unverified_header(token)
+    assert header["x5c"] != jwt.get_unverified_header(before)["x5c"]
+    assert x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0])) == cert
+    jwt.decode(token, key.public_key(), algorithms=["ES256"], audience="test-registry")
+
+
 def test_a_new_failure_limit_applies_without_a_restart(setup):
     config = json.loads((setup["dir"] / "service.json").read_text())
     config["failure_limit"] = 1
