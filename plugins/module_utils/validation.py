@@ -423,6 +423,7 @@ CHECKS = {
     "restic_subset": (restic_subset, True),
     "container_name": (container_name, True),
     "file_name": (file_name, True),
+    "file_names": (_each(file_name), True),
     "compose_project": (compose_project, True),
     "extra_hosts": (_mapping(hostname, ip_address), True),
     "identifiers": (_mapping(identifier, lambda value: None), True),

@@ -172,6 +172,23 @@ CASES = [
         "registry_server_tls_client_auth: true makes the registry require client",
     ),
     (
+        # A revoked key that still signs: every token would be refused at once.
+        "token-revoking-the-signing-key",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_signing_key_id": "2",
+            "registry_token_revoked_key_ids": ["1", "2"],
+        },
+        "registry_token_revoked_key_ids names the key that signs now (2). Rotate first",
+    ),
+    (
+        "token-revoked-key-id-with-a-slash",
+        "server",
+        {"registry_server_auth_mode": "token", "registry_token_revoked_key_ids": ["../1"]},
+        "registry_token_revoked_key_ids [0] (../1) is not a simple name",
+    ),
+    (
         "acme-calendar-systemd-cannot-read",
         "server",
         {

@@ -162,16 +162,22 @@ def test_bad_credentials_get_no_token_and_repeated_failures_are_limited(client):
     assert right["status"] == 429, right
 
 
+def _signer_on_host(server, key_id):
+    """A signing key and its certificate (as a token's x5c), read from the registry host."""
+    key = serialization.load_pem_private_key(
+        server.check_output("cat /opt/registry/token/keys/%s.key" % key_id).encode(),
+        password=None,
+    )
+    cert = x509.load_pem_x509_certificate(
+        server.check_output("cat /opt/registry/token/keys/%s.crt" % key_id).encode()
+    )
+    return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+
+
 @pytest.fixture(scope="module")
 def signing(server):
     """The real signing key and certificate, read from the registry host."""
-    key = serialization.load_pem_private_key(
-        server.check_output("cat /opt/registry/token/keys/1.key").encode(), password=None
-    )
-    cert = x509.load_pem_x509_certificate(
-        server.check_output("cat /opt/registry/token/keys/1.crt").encode()
-    )
-    return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+    return _signer_on_host(server, "1")
 
 
 def _claims(**changes):
@@ -361,10 +367,12 @@ def _token_service_pid(server):
     return server.check_output("systemctl show --property MainPID --value registry-token")
 
 
-def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
-    """Last: it leaves the registry on key 2 and converges with that name. The same
-    converge changes the token service's command line (its thread count), which restarts
-    it, with SYNs held: no token request may fail either."""
+def test_a_rotation_fails_no_pull_and_a_revoked_key_is_refused_at_once(server, client, signing):
+    """Last: it rotates to key 2 under a token-and-pull loop (the same converge changes the
+    token service's command line, which restarts it with SYNs held: no token request may
+    fail either); the next converge, once key 1's tokens have expired, rotates to key 3 and
+    revokes key 2, whose tokens are still within their lifetime: key 1 leaves for its age,
+    key 2 at once, and the registry refuses a token key 2 signs."""
     old_key, old_x5c = signing
     assert len(_bundle_subjects(server)) == 1
     token_service_pid = _token_service_pid(server)
@@ -399,15 +407,33 @@ def test_rotating_the_signing_key_fails_no_pull(server, client, signing):
     assert load["failed"] == 0, load
     assert load["requests"] >= 20, load
     assert load["signers"] == 2, load  # the loop saw tokens of both keys
-    # The old key leaves at the first converge after its tokens can no longer be valid.
+    # Key 2's tokens are good before the revocation (the control for the 401 below).
+    key_2, x5c_2 = _signer_on_host(server, "2")
+    by_key_2 = _sign(_claims(exp=int(time.time()) + 60), key_2, x5c_2)
+    assert with_token(client, by_key_2, path)["status"] == 200
+    # The old key leaves at the first converge after its tokens can no longer be valid;
+    # a revoked key leaves at once.
     time.sleep(max(0.0, 125 - (time.monotonic() - rotated_at)))
-    rc, out = converge("--limit", "registry", "-e", changes)
+    revocation = {
+        "registry_token_signing_key_id": "3",
+        "registry_token_threads": 9,
+        "registry_token_revoked_key_ids": ["2"],
+    }
+    rc, out = converge("--limit", "registry", "-e", json.dumps(revocation))
     assert rc == 0, out[-3000:]
     assert len(_bundle_subjects(server)) == 1
-    assert not server.file("/opt/registry/token/keys/1.key").exists
-    # A token the old key signs now, with every claim right, is refused.
+    for gone in ("1.key", "1.crt", "2.key", "2.crt"):
+        assert not server.file("/opt/registry/token/keys/" + gone).exists, gone
+    # Tokens signed now, every claim right: key 1's (expired key) and key 2's (revoked,
+    # its tokens still within their lifetime) are refused; key 3 signs what is accepted.
     late = _sign(_claims(exp=int(time.time()) + 60), old_key, old_x5c)
     assert with_token(client, late, path)["status"] == 401
+    revoked = _sign(_claims(exp=int(time.time()) + 60), key_2, x5c_2)
+    assert with_token(client, revoked, path)["status"] == 401
+    assert with_token(client, by_key_2, path)["status"] == 401
+    current = token_for(client, "alice", "repository:alice/app:pull")
+    assert jwt.get_unverified_header(current)["x5c"] not in (old_x5c, x5c_2)
+    assert with_token(client, current, path)["status"] == 200
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     report = ARTIFACTS / "acl.json"
     data = json.loads(report.read_text()) if report.exists() else {}
