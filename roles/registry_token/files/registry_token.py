@@ -48,7 +48,10 @@ import token_acl  # noqa: E402  (shipped beside this file)
 
 
 def _stamp(path):
-    stat = os.stat(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
@@ -71,14 +74,21 @@ class _Reloading:
             stamp = self._stamps(self._value)
             if stamp == self._stamp:
                 return self._value
-            value = self._parse(self._path)
-            # Kept only when no file it read changed while it was read (the same stamps
-            # before and after); otherwise read again, so a change is never missed.
-            for _attempt in range(5):
-                before = self._stamps(value)
+            try:
                 value = self._parse(self._path)
-                if self._stamps(value) == before:
-                    break
+                # Kept only when no file it read changed while it was read (the same stamps
+                # before and after); otherwise read again, so a change is never missed.
+                for _attempt in range(5):
+                    before = self._stamps(value)
+                    value = self._parse(self._path)
+                    if self._stamps(value) == before:
+                        break
+            except FileNotFoundError:
+                if self._value is None:
+                    raise
+                # A file the value names is gone (a revoked key's, removed before
+                # service.json names the next key): keep what was read until it is whole.
+                return self._value
             self._value, self._stamp = value, before
             return self._value
 

@@ -308,6 +308,28 @@ def test_a_key_replaced_under_the_same_id_signs_at_once(setup):
     jwt.decode(token, key.public_key(), algorithms=["ES256"], audience="test-registry")
 
 
+def test_a_removed_key_file_keeps_the_key_in_memory_until_the_next_key_is_named(setup):
+    """A revocation removes the old key's files before service.json names the new key: the
+    service goes on signing with the key it read (the registry still trusts it until its
+    restart), then with the new one as soon as service.json names it."""
+    scope = "service=test-registry&scope=repository:alice/app:pull"
+    before = call(setup["app"], scope, "alice", "alice-pw")["body"]["token"]
+    os.unlink(setup["dir"] / "signing.key")
+    os.unlink(setup["dir"] / "signing.crt")
+    answer = call(setup["app"], scope, "alice", "alice-pw")
+    assert answer["status"] == 200
+    assert jwt.get_unverified_header(answer["body"]["token"]) == jwt.get_unverified_header(before)
+    new_key, new_cert = _signer(setup["dir"], "3")
+    config = json.loads((setup["dir"] / "service.json").read_text())
+    config["signing_key"] = str(setup["dir"] / "3.key")
+    config["signing_certificate"] = str(setup["dir"] / "3.crt")
+    (setup["dir"] / "service.json").write_text(json.dumps(config))
+    token = call(setup["app"], scope, "alice", "alice-pw")["body"]["token"]
+    header = jwt.get_unverified_header(token)
+    assert x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0])) == new_cert
+    jwt.decode(token, new_key.public_key(), algorithms=["ES256"], audience="test-registry")
+
+
 def test_a_new_failure_limit_applies_without_a_restart(setup):
     config = json.loads((setup["dir"] / "service.json").read_text())
     config["failure_limit"] = 1
