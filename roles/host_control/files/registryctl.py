@@ -6,7 +6,8 @@
 The maintenance lock and garbage collection (settings in --config, which the role
 registry_maintenance writes):
 
-  registryctl lock --holder NAME --ttl S [--wait S] | unlock --holder NAME | status
+  registryctl lock --holder NAME --ttl S [--wait S] [--run ID --controller HOST:PID
+              [--take-over ID]] | unlock --holder NAME [--run ID] | status
   registryctl run [--dry-run] [--delete-untagged] [--no-dry-run-first] [--wait S]
   registryctl freeze | collect [--dry-run] [--delete-untagged] | thaw [--under NAME]
 
@@ -117,6 +118,7 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 EMPTY_STORE = "Path not found: /docker/registry/v2/repositories"
 ELIGIBLE_BLOB = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
 HOLDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+CONTROLLER = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{1,10}")
 
 
 class ControlError(Exception):
@@ -192,6 +194,10 @@ def write_lease(handle, lease):
 def describe(lease):
     since = time.strftime("%H:%M:%S", time.localtime(lease["since"]))
     text = "%s (since %s" % (lease["holder"], since)
+    if lease.get("run"):
+        text += ", run %s" % lease["run"]
+    if lease.get("controller"):
+        text += " from %s" % lease["controller"]
     if lease.get("pid"):
         text += ", pid %d" % lease["pid"]
     if lease.get("expires"):
@@ -199,15 +205,35 @@ def describe(lease):
     return text + ")"
 
 
-def acquire(holder, wait, ttl=None, own_process=False, while_frozen=True):
+def _owns(lease, holder, run, take_over):
+    """The lease is holder's own, to renew: the same holder (and process, for a lease that
+    ends with its process), and the same run - a lease without a run (a holder that is one
+    run anyway, gc-<id>, or an earlier layout's) or the run named to take over counts."""
+    if lease["holder"] != holder or lease.get("pid") not in (None, os.getpid()):
+        return False
+    return run is None or lease.get("run") in (None, run) or lease.get("run") == take_over
+
+
+def acquire(
+    holder,
+    wait,
+    ttl=None,
+    own_process=False,
+    while_frozen=True,
+    run=None,
+    controller=None,
+    take_over=None,
+):
     """Take the lease for holder, waiting up to wait seconds; the blocker's description if
-    it could not be taken. A holder may renew its own lease (a re-run after an interrupted
-    converge); a lease of its own process ends with it."""
+    it could not be taken. A holder may renew its own lease; a lease of its own process ends
+    with it. Converges are one holder with a run each: two at once wait for each other, and
+    a run takes over another's lease only when it names that run (the role does, for a run
+    of its own controller whose process is gone)."""
     deadline = time.monotonic() + max(0, wait)
     while True:
         with lock_file() as handle:
             lease = read_lease(handle)
-            if lease and (lease["holder"] != holder or lease.get("pid") not in (None, os.getpid())):
+            if lease and not _owns(lease, holder, run, take_over):
                 blocker = "the lock is held by " + describe(lease)
             elif not while_frozen and frozen():
                 blocker = (
@@ -219,6 +245,8 @@ def acquire(holder, wait, ttl=None, own_process=False, while_frozen=True):
                     handle,
                     {
                         "holder": holder,
+                        "run": run,
+                        "controller": controller,
                         "pid": os.getpid() if own_process else None,
                         "since": time.time(),
                         "expires": time.time() + ttl if ttl else None,
@@ -230,10 +258,12 @@ def acquire(holder, wait, ttl=None, own_process=False, while_frozen=True):
         time.sleep(1)
 
 
-def release(holder):
+def release(holder, run=None):
+    """Give holder's lease back; with a run, only that run's (another converge's stays).
+    Without one (an operator freeing a lease by hand), whichever run holds it."""
     with lock_file() as handle:
         lease = read_lease(handle)
-        if lease and lease["holder"] == holder:
+        if lease and lease["holder"] == holder and (run is None or lease.get("run") in (None, run)):
             write_lease(handle, None)
             return True
     return False
@@ -1729,9 +1759,12 @@ def parser():
     for name in ("lock", "unlock"):
         sub = command(name, config=True)
         sub.add_argument("--holder", required=True, help="who holds the lease (e.g. converge)")
+        sub.add_argument("--run", help="which run of the holder (a converge's id)")
         if name == "lock":
             sub.add_argument("--ttl", type=int, required=True, help="seconds until it lapses")
             sub.add_argument("--wait", type=int, help="seconds to wait for it (0: refuse)")
+            sub.add_argument("--controller", help="where the run runs (host:pid), for messages")
+            sub.add_argument("--take-over", help="the run of a dead converge whose lease to take")
     command("status", config=True)
     for name in GC_COMMANDS:
         sub = command(name, config=True)
@@ -1806,6 +1839,13 @@ def check_names(top, args):
     for name in (getattr(args, "under", None), getattr(args, "lock", None)):
         if name is not None and not HOLDER_NAME.fullmatch(name):
             top.error("--under and --lock NAME: lowercase letters, digits and -")
+    for option in ("run", "take_over"):
+        value = getattr(args, option, None)
+        if value is not None and not HOLDER_NAME.fullmatch(value):
+            top.error("--%s ID: lowercase letters, digits and -" % option.replace("_", "-"))
+    controller = getattr(args, "controller", None)
+    if controller is not None and not CONTROLLER.fullmatch(controller):
+        top.error("--controller HOST:PID: a host name, a colon and digits")
     if args.command == "lock" and args.ttl <= 0:
         top.error("lock needs --ttl SECONDS (> 0)")
 
@@ -1910,13 +1950,21 @@ def main():
         args.wait = CONFIG.get("lock_wait", 600 if args.command == "restart" else 0)
     try:
         if args.command == "lock":
-            blocker = acquire(args.holder, args.wait, ttl=args.ttl, while_frozen=False)
-            report.update(locked=blocker is None, holder=args.holder)
+            blocker = acquire(
+                args.holder,
+                args.wait,
+                ttl=args.ttl,
+                while_frozen=False,
+                run=args.run,
+                controller=args.controller,
+                take_over=args.take_over,
+            )
+            report.update(locked=blocker is None, holder=args.holder, run=args.run)
             if blocker:
                 report["error"] = "waited %d s; %s" % (args.wait, blocker)
             return report_and_exit(report, 0 if blocker is None else 1)
         if args.command == "unlock":
-            report.update(released=release(args.holder))
+            report.update(released=release(args.holder, args.run))
             return report_and_exit(report)
         if args.command == "status":
             container_id, read_only = container_state()

@@ -105,6 +105,43 @@ def test_a_re_run_renews_its_own_lease():
     assert registry_gc.status_of_lock()["holder"] == "converge"
 
 
+def test_two_converges_at_once_do_not_share_the_lock():
+    """Each converge is a run of its own: the second waits, and its unlock frees nothing."""
+    first = registry_gc.acquire("converge", 0, ttl=60, run="ra1", controller="ops-pc:4242")
+    assert first is None
+    second = registry_gc.acquire("converge", 0, ttl=60, run="rb2", controller="ci:77")
+    assert second == "the lock is held by " + registry_gc.describe(registry_gc.status_of_lock())
+    assert "converge (since " in second
+    assert "run ra1 from ops-pc:4242" in second
+    assert registry_gc.release("converge", "rb2") is False
+    assert registry_gc.status_of_lock()["run"] == "ra1"
+    # The same run renews its lease (the lock taken again later in the same run).
+    assert registry_gc.acquire("converge", 0, ttl=60, run="ra1") is None
+    assert registry_gc.release("converge", "ra1") is True
+    assert registry_gc.acquire("converge", 0, ttl=60, run="rb2") is None
+
+
+def test_a_run_takes_over_only_the_dead_run_it_names():
+    assert registry_gc.acquire("converge", 0, ttl=60, run="rdead", controller="ops-pc:4242") is None
+    assert registry_gc.acquire("converge", 0, ttl=60, run="rnew", take_over="rother") is not None
+    assert registry_gc.acquire("converge", 0, ttl=60, run="rnew", take_over="rdead") is None
+    lease = registry_gc.status_of_lock()
+    assert (lease["run"], lease["controller"]) == ("rnew", None)
+    # Taking over a converge's lease never takes a collection's.
+    registry_gc.release("converge", "rnew")
+    assert registry_gc.acquire("gc-abc", 0, ttl=60) is None
+    assert registry_gc.acquire("converge", 0, ttl=60, run="rx", take_over="gc-abc") is not None
+
+
+def test_a_lease_of_an_earlier_layout_or_by_hand_is_still_freed():
+    """A lease without a run (registryctl before runs) is renewed by any converge, and an
+    operator's unlock without --run frees whichever run holds it."""
+    assert registry_gc.acquire("converge", 0, ttl=60) is None
+    assert registry_gc.acquire("converge", 0, ttl=60, run="ra1") is None
+    assert registry_gc.release("converge") is True
+    assert registry_gc.status_of_lock() is None
+
+
 def test_a_converge_is_refused_while_the_registry_is_read_only(monkeypatch):
     monkeypatch.setattr(registry_gc, "frozen", lambda: True)
     blocker = registry_gc.acquire("converge", 0, ttl=60, while_frozen=False)
@@ -180,6 +217,11 @@ def test_a_freeze_that_fails_half_way_switches_back(monkeypatch):
         ["run", "--under", "gc-0123456789"],  # run takes its own lease
         ["freeze", "--under", "collection"],
         ["thaw", "--under", "Replicas GC"],
+        ["lock", "--holder", "converge", "--ttl", "60", "--run", "R1; rm"],
+        ["lock", "--holder", "converge", "--ttl", "60", "--take-over", "../x"],
+        ["lock", "--holder", "converge", "--ttl", "60", "--controller", "host;rm:1"],
+        ["lock", "--holder", "converge", "--ttl", "60", "--controller", "host:pid"],
+        ["unlock", "--holder", "converge", "--run", "$(x)"],
     ],
 )
 def test_bad_lock_arguments_are_refused(monkeypatch, argv):

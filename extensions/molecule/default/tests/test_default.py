@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
 
 import pytest
 import yaml
@@ -239,8 +241,24 @@ def test_the_restart_a_cut_off_run_owed_is_made_by_the_next_run(
     assert rc == 0, output[-3000:]
     # The registry still serves the users it read at start.
     assert docker_login_works(client_b, registry, "cutoff", "molecule-cutoff-pw").rc != 0
-    rc, output = converge("--limit", "registry", "-e", json.dumps({"registry_server_users": users}))
+    # A run cut off leaves its lease too: a converge from this controller whose
+    # ansible-playbook is gone (a process that has exited). The next run takes it over at
+    # once (no wait allowed) instead of waiting out its hour.
+    gone = subprocess.Popen(["true"])  # noqa: S607 (a pid that is no longer alive)
+    gone.wait()
+    lease = server.check_output(
+        "registryctl lock --holder converge --run rcutoff --controller %s --ttl 3600 --wait 0",
+        "%s:%d" % (socket.gethostname(), gone.pid),
+    )
+    assert json.loads(lease.splitlines()[-1])["locked"] is True
+    rc, output = converge(
+        "--limit",
+        "registry",
+        "-e",
+        json.dumps({"registry_server_users": users, "registry_maintenance_converge_lock_wait": 0}),
+    )
     assert rc == 0, output[-3000:]
+    assert lock_status(server) is None  # taken over, then given back
     assert server.check_output("docker inspect -f '{{.State.StartedAt}}' registry") != started
     login = docker_login_works(client_b, registry, "cutoff", "molecule-cutoff-pw")
     assert login.rc == 0, login.stderr
@@ -251,6 +269,33 @@ def test_the_restart_a_cut_off_run_owed_is_made_by_the_next_run(
     htpasswd = server.file("/opt/registry/security/htpasswd").content_string
     assert "cutoff:" not in htpasswd
     assert "late:" not in htpasswd
+
+
+def lock_status(server):
+    return json.loads(server.check_output("registryctl status").splitlines()[-1])["lock"]
+
+
+def test_a_converge_waits_for_another_converge_and_leaves_its_lease(server):
+    """A converge running from another machine holds the lock: this one is refused (no
+    wait allowed) before changing anything, names that run, and its own unlock leaves the
+    other run's lease alone; the operator's unlock by run frees it."""
+    server.check_output(
+        "registryctl lock --holder converge --run rother --controller elsewhere.example:4242"
+        " --ttl 600 --wait 0"
+    )
+    try:
+        rc, output = converge(
+            "--limit", "registry", "-e", "registry_maintenance_converge_lock_wait=0"
+        )
+        assert rc != 0
+        assert "the lock is held by converge (since " in output
+        assert "run rother from elsewhere.example:4242" in output
+        assert "registryctl unlock --holder converge --run ID" in output
+        assert recap(output)["registry"]["changed"] == 0
+        assert lock_status(server)["run"] == "rother"
+    finally:
+        server.check_output("registryctl unlock --holder converge --run rother")
+    assert lock_status(server) is None
 
 
 @line_independent  # the client's side only
