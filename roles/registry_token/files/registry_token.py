@@ -74,15 +74,19 @@ class _Reloading:
             stamp = self._stamps(self._value)
             if stamp == self._stamp:
                 return self._value
+            before = stamp
             try:
-                value = self._parse(self._path)
                 # Kept only when no file it read changed while it was read (the same stamps
-                # before and after); otherwise read again, so a change is never missed.
+                # before and after, over the files the new value names); otherwise read
+                # again. One read unless a rotation names other files, or a file is changing.
                 for _attempt in range(5):
-                    before = self._stamps(value)
                     value = self._parse(self._path)
-                    if self._stamps(value) == before:
+                    after = self._stamps(value)
+                    if after == before:
                         break
+                    before = after
+                else:
+                    before = None  # still changing: read again at the next call
             except FileNotFoundError:
                 if self._value is None:
                     raise
