@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -125,12 +127,15 @@ def start_playbook(
     for extra in inventories:
         command += ["-i", str(extra)]
     command += [str(REPO / playbook), *args]
+    # A verbose run is there to check what ansible-playbook prints (no secret in it), so it
+    # runs on the stock strategy operators use, not on Mitogen's (scripts/lab: use_mitogen).
+    stock = {"ANSIBLE_STRATEGY": "linear"} if any(a.startswith("-vv") for a in args) else {}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {})),
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **stock, **(env or {})),
         start_new_session=own_session,
     )
 
@@ -144,6 +149,29 @@ def finish_playbook(process, output="both", timeout=600):
         process.communicate()
         raise
     return process.returncode, stdout if output == "stdout" else stdout + stderr
+
+
+def kill_playbook_at(process, *patterns):
+    """Kill a playbook started with own_session (its whole process group) as soon as its
+    output has shown lines matching each of `patterns`, in that order: a point in the run's
+    own progress, which a fixed time would miss as the run's speed changes. Returns
+    (killed, output); killed is False when the run ended before the last pattern."""
+    errors = []
+    reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+    reader.start()
+    lines, waiting = [], list(patterns)
+    for line in process.stdout:
+        lines.append(line)
+        if waiting and re.search(waiting[0], line):
+            waiting.pop(0)
+            if not waiting:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+    # Not read to the end: a helper outside the group could hold the pipe open.
+    process.stdout.close()
+    process.wait(timeout=60)
+    reader.join(timeout=10)
+    return not waiting, "".join(lines + errors)
 
 
 def converge(*args, inventories=(), playbook="playbooks/site.yml", env=None, output="both"):

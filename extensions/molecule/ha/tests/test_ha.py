@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from registry_helpers import (
     converge,
     finish_playbook,
     http,
+    kill_playbook_at,
     leaked,
     pull_and_check_digest,
     push_unique_image,
@@ -332,6 +332,12 @@ def changes():
     )
 
 
+# Where the two cut-off runs are killed: as the first replica's restart begins (drained,
+# its files changed), and as the second one's begins (the first done by then).
+RESTART = r"^RUNNING HANDLER \[privreg\.registry\.registry_server : Restart registry\]"
+KILL_POINTS = ((RESTART,), (r"Drain the replica at the balancers.* - out registry-2\]", RESTART))
+
+
 def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas(client, lb):
     """Faults 5 and 6 in one: site.yml changing users, the certificates and a config value is
     killed part-way twice, then run to the end (rolling: one replica at a time, drained,
@@ -343,12 +349,9 @@ def test_the_load_goes_on_through_interrupted_converges_that_change_the_replicas
     started = time.monotonic()
     kills = []
     try:
-        for after in (25, 75):
+        for patterns in KILL_POINTS:
             run = start_playbook("-e", changes(), own_session=True)
-            time.sleep(after)
-            kills.append(run.poll() is None)
-            os.killpg(run.pid, signal.SIGKILL)
-            finish_playbook(run)
+            kills.append(kill_playbook_at(run, *patterns)[0])
         completed = time.monotonic()
         rc, output = converge("-e", changes())
         seconds = time.monotonic() - started
