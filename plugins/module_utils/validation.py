@@ -216,6 +216,15 @@ def ip_address(value):
     return None
 
 
+def ip_network(value):
+    """An IP address or network (CIDR): 192.0.2.7, 10.0.0.0/8, 2001:db8::/32."""
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return "is not an IP address or network (192.0.2.7, 10.0.0.0/8)"
+    return None
+
+
 def loopback(value):
     problem = ip_address(value)
     if problem:
@@ -406,6 +415,7 @@ CHECKS = {
     "email": (email, True),
     "ip_address": (ip_address, True),
     "ip_addresses": (_each(ip_address), True),
+    "ip_networks": (_each(ip_network), True),
     "loopback": (loopback, True),
     "duration": (duration, True),
     "secret": (secret, False),

@@ -189,6 +189,18 @@ CASES = [
         "registry_token_revoked_key_ids [0] (../1) is not a simple name",
     ),
     (
+        "token-trusted-proxy-not-a-network",
+        "server",
+        {"registry_server_auth_mode": "token", "registry_token_trusted_proxies": ["10.0.0.0/33"]},
+        "registry_token_trusted_proxies [0] (10.0.0.0/33) is not an IP address or network",
+    ),
+    (
+        "token-password-checks-zero",
+        "server",
+        {"registry_server_auth_mode": "token", "registry_token_password_checks": 0},
+        "registry_token_password_checks (0) is outside 1-256",
+    ),
+    (
         "acme-calendar-systemd-cannot-read",
         "server",
         {

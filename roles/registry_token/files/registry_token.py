@@ -16,7 +16,9 @@ Answers a JWT signed with the service's key (ES256, its certificate in the x5c h
 granting what the access rules (token_acl, beside this file) allow. Users come from the
 htpasswd file the role keeps, rules from a JSON file it renders; both are re-read when they
 change, so user and rule changes need no restart. Passwords and tokens are never logged.
-Failed logins are limited per account and source address.
+Failed logins are limited per account and source address, and per source address over all
+accounts; password checks run a few at a time. The source address is the peer's, or the
+X-Real-IP a trusted proxy (the web front) names.
 
 Configuration: the JSON file named by PRIVREG_TOKEN_CONFIG.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -97,8 +100,83 @@ class _Reloading:
             return self._value
 
 
+_DOCKER_BRIDGE = re.compile(r"^(docker0|br-[0-9a-f]{12})$")
+
+
+def docker_bridge_networks(routes="/proc/net/route"):
+    """The IPv4 networks of this host's Docker bridges (docker0, br-*), from its routing
+    table: only containers on this host have addresses there."""
+    networks = []
+    try:
+        with open(routes, encoding="ascii") as table:
+            next(table, None)
+            for line in table:
+                fields = line.split()
+                if len(fields) < 8 or not _DOCKER_BRIDGE.match(fields[0]):
+                    continue
+                if fields[1] == "00000000":  # a default route through a bridge
+                    continue
+                # Little-endian hexadecimal, as the kernel prints them.
+                destination = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+                mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+                networks.append(ipaddress.IPv4Network("%s/%s" % (destination, mask), strict=False))
+    except (OSError, ValueError):
+        return []
+    return networks
+
+
+class TrustedProxies:
+    """Peers whose X-Real-IP header names the real client: the configured addresses and
+    networks, and with ``local_containers`` any container on this host's Docker bridges
+    (a web front beside the service reaches it from one; read again every 30 s, as compose
+    networks come and go)."""
+
+    def __init__(
+        self,
+        networks=(),
+        local_containers=False,
+        bridges=docker_bridge_networks,
+        monotonic=time.monotonic,
+    ):
+        self.networks = [ipaddress.ip_network(network, strict=False) for network in networks]
+        self.local_containers = local_containers
+        self._bridges, self._monotonic = bridges, monotonic
+        self._local, self._read_at = [], None
+        self._lock = threading.Lock()
+
+    def _local_networks(self):
+        with self._lock:
+            now = self._monotonic()
+            if self._read_at is None or now - self._read_at >= 30:
+                self._local, self._read_at = self._bridges(), now
+            return self._local
+
+    def __contains__(self, address):
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if any(peer in network for network in self.networks):
+            return True
+        return self.local_containers and any(peer in net for net in self._local_networks())
+
+
+def client_address(environ, trusted):
+    """The caller's address: the peer's, or the X-Real-IP header when the peer is a trusted
+    proxy (the front sets it to its own client's address). Anyone else's header is ignored:
+    a client cannot choose the address its failures count against."""
+    peer = environ.get("REMOTE_ADDR", "")
+    if peer not in trusted:
+        return peer
+    try:
+        return str(ipaddress.ip_address(environ.get("HTTP_X_REAL_IP", "").strip()))
+    except ValueError:
+        return peer
+
+
 class FailureLimiter:
-    """At most ``limit`` failed logins per (account, address) within ``window`` seconds."""
+    """At most ``limit`` failed logins per key (an account and address, or an address)
+    within ``window`` seconds."""
 
     def __init__(self, limit, window, clock=time.monotonic):
         self.limit, self.window, self._clock = limit, window, clock
@@ -120,6 +198,31 @@ class FailureLimiter:
             self._failures[key] = self._recent(key, now) + [now]
             if len(self._failures) > 100000:  # bounded memory under a spray of names
                 self._failures = {k: v for k, v in self._failures.items() if self._recent(k, now)}
+
+
+class Bound:
+    """At most ``limit`` callers inside at once (the limit read at each entry); a caller
+    waits up to ``timeout`` seconds for a place, then is turned away."""
+
+    def __init__(self, monotonic=time.monotonic):
+        self._inside, self._monotonic = 0, monotonic
+        self._condition = threading.Condition()
+
+    def enter(self, limit, timeout):
+        with self._condition:
+            deadline = self._monotonic() + timeout
+            while self._inside >= limit:
+                remaining = deadline - self._monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            self._inside += 1
+            return True
+
+    def leave(self):
+        with self._condition:
+            self._inside -= 1
+            self._condition.notify()
 
 
 class RegistryUnavailable(Exception):
@@ -146,6 +249,15 @@ _NEXT_PAGE = re.compile(r'<(/v2/_catalog\?[^>]*)>\s*;\s*rel="?next"?')
 CATALOG_CACHE_SECONDS = 10
 CATALOG_FAILURE_CACHE_SECONDS = 2
 CATALOG_MAX_NAMES = 100000
+# How long a login waits for a password check to come free before the 429.
+PASSWORD_CHECK_WAIT_SECONDS = 1.0
+
+
+def _address_failure_limit(config):
+    """Failed logins per address over all accounts: address_failure_limit, at least the
+    per-account limit (an older service.json without it: ten times that)."""
+    limit = int(config["failure_limit"])
+    return max(limit, int(config.get("address_failure_limit", 10 * limit)))
 
 
 def _load_acl(path):
@@ -195,16 +307,52 @@ class TokenService:
         config = self._signer.get().config
         self._users = _Reloading(config["htpasswd"], HtpasswdFile)
         self._acl = _Reloading(config["acl"], _load_acl)
-        self._limiter = FailureLimiter(int(config["failure_limit"]), int(config["failure_window"]))
+        window = int(config["failure_window"])
+        self._limiter = FailureLimiter(int(config["failure_limit"]), window)
+        self._address_limiter = FailureLimiter(_address_failure_limit(config), window)
+        self._password_checks = Bound()
+        self._trusted = (None, TrustedProxies())  # (settings, proxies)
         self._dummy = (None, None)  # (cost, hash), made on first use
 
     @property
     def limiter(self):
-        """The failed-login limiter, with the limit and window service.json sets now."""
+        """The failed-login limiter per (account, address), with the limit and window
+        service.json sets now."""
         config = self._signer.get().config
         self._limiter.limit = int(config["failure_limit"])
         self._limiter.window = int(config["failure_window"])
         return self._limiter
+
+    @property
+    def address_limiter(self):
+        """The failed-login limiter per address over all accounts (a spray of names)."""
+        config = self._signer.get().config
+        self._address_limiter.limit = _address_failure_limit(config)
+        self._address_limiter.window = int(config["failure_window"])
+        return self._address_limiter
+
+    @property
+    def trusted_proxies(self):
+        config = self._signer.get().config
+        settings = (
+            tuple(config.get("trusted_proxies", ())),
+            bool(config.get("trust_local_containers", False)),
+        )
+        if self._trusted[0] != settings:
+            self._trusted = (settings, TrustedProxies(*settings))
+        return self._trusted[1]
+
+    def check_password(self, username, password):
+        """authenticate() a few at a time (password_checks in service.json): None when no
+        place came free within a second. A bcrypt check takes a core for some 50 ms, so an
+        unbounded stream of them would hold every thread and starve the token requests."""
+        limit = int(self._signer.get().config.get("password_checks", 4))
+        if not self._password_checks.enter(limit, PASSWORD_CHECK_WAIT_SECONDS):
+            return None
+        try:
+            return self.authenticate(username, password)
+        finally:
+            self._password_checks.leave()
 
     def dummy_hash(self):
         """A hash of a random password at the cost service.json sets now (users' hashes are
@@ -368,12 +516,17 @@ def _error(start_response, status, code, message, extra=()):
 
 
 def _caller(service, environ, credentials, start_response):
-    """(account, None) for valid or no credentials, else (None, the refusal to answer)."""
+    """(account, None) for valid or no credentials, else (None, the refusal to answer).
+
+    Failures count per (account, client address) and per client address: the client's own
+    failures, never another client's, lock an account out for it (behind the front, the
+    address is the one the front saw)."""
     if credentials is None:
         return token_acl.ANONYMOUS, None
     username, password = credentials
-    key = (username, environ.get("REMOTE_ADDR", ""))
-    if service.limiter.blocked(key):
+    address = client_address(environ, service.trusted_proxies)
+    key = (username, address)
+    if service.limiter.blocked(key) or service.address_limiter.blocked(address):
         refusal = _error(
             start_response,
             "429 Too Many Requests",
@@ -382,12 +535,21 @@ def _caller(service, environ, credentials, start_response):
             [("Retry-After", str(service.limiter.window))],
         )
         return None, refusal
-    if (
-        not username
-        or username == token_acl.ANONYMOUS
-        or not service.authenticate(username, password)
-    ):
+    checked = False
+    if username and username != token_acl.ANONYMOUS:
+        checked = service.check_password(username, password)
+    if checked is None:
+        refusal = _error(
+            start_response,
+            "429 Too Many Requests",
+            "TOOMANYREQUESTS",
+            "too many logins at once; try again in a second",
+            [("Retry-After", "1")],
+        )
+        return None, refusal
+    if not checked:
         service.limiter.failed(key)
+        service.address_limiter.failed(address)
         refusal = _error(
             start_response,
             "401 Unauthorized",

@@ -9,6 +9,7 @@ import base64
 import http.server
 import importlib.util
 import io
+import ipaddress
 import json
 import os
 import ssl
@@ -103,6 +104,7 @@ def call(
     body=b"",
     address="192.0.2.1",
     path="/token",
+    real_ip=None,
 ):
     environ = {
         "REQUEST_METHOD": method,
@@ -112,6 +114,8 @@ def call(
         "CONTENT_LENGTH": str(len(body)),
         "wsgi.input": io.BytesIO(body),
     }
+    if real_ip is not None:
+        environ["HTTP_X_REAL_IP"] = real_ip
     if user is not None:
         environ["HTTP_AUTHORIZATION"] = (
             "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
@@ -222,6 +226,117 @@ def test_failed_logins_are_limited_per_account_and_address(setup):
         == 200
     )
     assert call(setup["app"], "service=test-registry", "carol", "carol-pw")["status"] == 200
+
+
+def _configure(setup, **settings):
+    config = json.loads((setup["dir"] / "service.json").read_text())
+    config.update(settings)
+    (setup["dir"] / "service.json").write_text(json.dumps(config, indent=2))
+
+
+def _token(setup, user, password, **where):
+    return call(setup["app"], "service=test-registry", user, password, **where)["status"]
+
+
+FRONT = "198.51.100.10"
+
+
+def test_behind_a_trusted_proxy_failures_count_against_the_client_it_names(setup):
+    """The lock-out through the front: its users all reach the service from the front's
+    address, so keyed on that, anyone's wrong passwords for alice locked every front user
+    out of alice. Keyed on the address the front names, only the guesser is."""
+    _configure(setup, trusted_proxies=[FRONT + "/32"])
+    for _attempt in range(3):
+        assert _token(setup, "alice", "wrong", address=FRONT, real_ip="203.0.113.5") == 401
+    assert _token(setup, "alice", "alice-pw", address=FRONT, real_ip="203.0.113.6") == 200
+    assert _token(setup, "alice", "alice-pw", address=FRONT, real_ip="203.0.113.5") == 429
+    # The front's own address is not the one held back.
+    assert _token(setup, "alice", "alice-pw", address=FRONT) == 200
+
+
+def test_an_untrusted_peer_cannot_name_another_address(setup):
+    """A client that sends X-Real-IP itself (a new one with each guess) still meets the
+    limit on its own address."""
+    _configure(setup, trusted_proxies=[FRONT])
+    for attempt in range(3):
+        assert _token(setup, "alice", "wrong", real_ip="203.0.113.%d" % attempt) == 401
+    assert _token(setup, "alice", "alice-pw", real_ip="203.0.113.99") == 429
+
+
+def test_a_trusted_proxy_with_a_bad_header_counts_as_itself(setup):
+    _configure(setup, trusted_proxies=[FRONT])
+    for _attempt in range(3):
+        assert _token(setup, "alice", "wrong", address=FRONT, real_ip="not-an-address") == 401
+    assert _token(setup, "alice", "alice-pw", address=FRONT) == 429
+
+
+def test_a_spray_of_user_names_meets_the_limit_per_address(setup):
+    """A new name with every request never meets the per-account limit; the per-address
+    one stops it, for that address only."""
+    _configure(setup, address_failure_limit=5)
+    for attempt in range(5):
+        assert _token(setup, "sprayed-%d" % attempt, "guess") == 401
+    assert _token(setup, "sprayed-5", "guess") == 429
+    assert _token(setup, "carol", "carol-pw") == 429
+    assert _token(setup, "carol", "carol-pw", address="192.0.2.2") == 200
+
+
+def test_the_per_address_limit_is_never_below_the_per_account_one(setup):
+    _configure(setup, address_failure_limit=1)
+    for _attempt in range(2):
+        assert _token(setup, "alice", "wrong") == 401
+    assert _token(setup, "carol", "carol-pw") == 200
+
+
+def test_password_checks_run_a_few_at_a_time_and_the_rest_are_turned_away(setup, monkeypatch):
+    _configure(setup, password_checks=1)
+    monkeypatch.setattr(registry_token, "PASSWORD_CHECK_WAIT_SECONDS", 0.05)
+    service = setup["service"]
+    assert service._password_checks.enter(1, 0)  # a check in progress
+    try:
+        busy = call(setup["app"], "service=test-registry", "alice", "alice-pw")
+        assert busy["status"] == 429
+        assert busy["headers"]["Retry-After"] == "1"
+        # Turned away unchecked: not a failure of alice's.
+        assert service.limiter._failures.get(("alice", "192.0.2.1"), []) == []
+    finally:
+        service._password_checks.leave()
+    assert _token(setup, "alice", "alice-pw") == 200
+
+
+def test_a_waiting_password_check_gets_the_place_that_comes_free():
+    bound = registry_token.Bound()
+    assert bound.enter(1, 0)
+    threading.Timer(0.05, bound.leave).start()
+    assert bound.enter(1, 2)
+    assert not bound.enter(1, 0.01)
+
+
+def test_containers_on_this_hosts_docker_bridges_are_trusted_only_when_asked():
+    bridges = lambda: [ipaddress.ip_network("172.18.0.0/16")]  # noqa: E731
+    local = registry_token.TrustedProxies([], True, bridges=bridges)
+    assert "172.18.0.3" in local
+    assert "172.19.0.3" not in local
+    assert "not-an-address" not in local
+    assert "172.18.0.3" not in registry_token.TrustedProxies([], False, bridges=bridges)
+    assert "10.1.2.3" in registry_token.TrustedProxies(["10.0.0.0/8"], False, bridges=bridges)
+
+
+def test_the_docker_bridges_come_from_the_routing_table(tmp_path):
+    routes = tmp_path / "route"
+    routes.write_text(
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+        "docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+        "br-0123456789ab\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+        "br0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    )
+    assert registry_token.docker_bridge_networks(str(routes)) == [
+        ipaddress.ip_network("172.17.0.0/16"),
+        ipaddress.ip_network("172.18.0.0/16"),
+    ]
+    assert registry_token.docker_bridge_networks(str(tmp_path / "missing")) == []
 
 
 def test_the_limiter_forgets_failures_after_the_window():

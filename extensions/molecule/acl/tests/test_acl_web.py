@@ -11,7 +11,7 @@ import re
 import pytest
 from conftest import ARTIFACTS, FRONT, PASSWORDS, REGISTRY, SERVICE, docker_as
 from playwright.sync_api import expect
-from registry_helpers import http, lower_keys, unique_image
+from registry_helpers import http, lower_keys, test_host, unique_image
 
 # A page on a 2-core machine shared with four Docker engines: give it time to settle.
 expect.set_options(timeout=15_000)
@@ -113,6 +113,20 @@ def test_the_filtered_catalog_lists_what_the_caller_may_pull(client, images):
     assert {"alice/web", "bob/web", "public/web"} <= set(json.loads(admin["body"])["repositories"])
     refused = http(client, UI + "token/catalog", "alice", "wrong-password")
     assert refused["status"] == 401
+
+
+def test_failures_through_the_front_hold_back_only_the_client_that_made_them(client):
+    """Every client of the front reaches the token service from the front's address; keyed
+    on that, five wrong passwords for an account from anyone locked every front user out
+    of it (issue 33 #1). The service counts the address the front names instead (X-Real-IP,
+    believed from the front only): the guesser is held back, another client is not."""
+    token = UI + "token?service=" + SERVICE
+    statuses = [http(client, token, "root-admin", "guess-%d" % n)["status"] for n in range(6)]
+    assert statuses == [401] * 5 + [429], statuses
+    other = http(test_host("podman-client"), token, "root-admin", PASSWORDS["root-admin"])
+    assert other["status"] == 200, other
+    own = http(client, token, "root-admin", PASSWORDS["root-admin"])
+    assert own["status"] == 429, own
 
 
 # --- the UI in a browser --------------------------------------------------------------------
