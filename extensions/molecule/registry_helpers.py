@@ -174,6 +174,20 @@ def kill_playbook_at(process, *patterns):
     return not waiting, "".join(lines + errors)
 
 
+def assert_timer_scheduled(host, timer):
+    """The timer is active, enabled and has a next elapse; returns its properties."""
+    shown = host.check_output(
+        "systemctl show %s -p ActiveState -p UnitFileState -p NextElapseUSecRealtime "
+        "-p TimersCalendar",
+        timer,
+    )
+    properties = dict(line.split("=", 1) for line in shown.splitlines())
+    assert properties["ActiveState"] == "active", properties
+    assert properties["UnitFileState"] == "enabled", properties
+    assert properties["NextElapseUSecRealtime"] not in ("", "n/a", "0"), properties
+    return properties
+
+
 def converge(*args, inventories=(), playbook="playbooks/site.yml", env=None, output="both"):
     """Run a playbook of the collection against the scenario's hosts; return (rc, output)."""
     process = start_playbook(*args, inventories=inventories, playbook=playbook, env=env)

@@ -138,19 +138,66 @@ def test_containerd_pulls_what_docker_pushed_through_hosts_toml(
     assert digest in out or digest in containerd_client.check_output(CTR + " images ls")
 
 
-def test_containerd_pushes_and_docker_pulls(
-    containerd_client, docker_client, ctr_user, from_docker
+# An OCI image archive (argv[1]) whose layer exists nowhere else: a payload unique to this
+# run. Prints the digests of its manifest and layer.
+OCI_ARCHIVE = r"""
+import hashlib, io, json, sys, tarfile, time
+def blob(media_type, data):
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "size": len(data)}
+def tar(members):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+layer = tar([("payload", ("containerd %d\n" % time.time_ns()).encode())])
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    "rootfs": {"type": "layers", "diff_ids": [blob("", layer)["digest"]]}}).encode()
+manifest = json.dumps({"schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": blob("application/vnd.oci.image.config.v1+json", config),
+    "layers": [blob("application/vnd.oci.image.layer.v1.tar", layer)]}).encode()
+entry = blob("application/vnd.oci.image.manifest.v1+json", manifest)
+entry["annotations"] = {"org.opencontainers.image.ref.name": "1"}
+index = json.dumps({"schemaVersion": 2, "manifests": [entry]}).encode()
+members = [("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", index)]
+members += [("blobs/sha256/" + blob("", d)["digest"][7:], d) for d in (layer, config, manifest)]
+with open(sys.argv[1], "wb") as out:
+    out.write(tar(members))
+print(json.dumps({"manifest": entry["digest"], "layer": blob("", layer)["digest"]}))
+"""
+
+
+def test_containerd_uploads_its_own_blobs_and_docker_pulls_them(
+    containerd_client, docker_client, ctr_user
 ):
-    reference = from_docker[0]
-    target = REGISTRY + "/clients/from-containerd:1"
-    containerd_client.check_output(
-        CTR + " images pull " + HOSTS_DIR + " --user %s %s", ctr_user, reference
+    """An image only the containerd host has (a layer made here, this run): its push
+    uploads every blob itself, and Docker on another host pulls that very manifest."""
+    name = REGISTRY + "/clients/from-containerd"
+    built = json.loads(
+        containerd_client.check_output("python3 -c %s /root/from-containerd.tar", OCI_ARCHIVE)
     )
-    containerd_client.check_output(CTR + " images tag --force %s %s", reference, target)
     containerd_client.check_output(
-        CTR + " images push " + HOSTS_DIR + " --user %s %s", ctr_user, target
+        CTR + " images import --no-unpack --base-name %s /root/from-containerd.tar", name
     )
-    docker_client.check_output("docker pull %s", target)
+    containerd_client.check_output(
+        CTR + " images push " + HOSTS_DIR + " --user %s %s:1", ctr_user, name
+    )
+    docker_client.check_output("docker pull %s:1", name)
+    repo_digests = json.loads(
+        docker_client.check_output(
+            "docker image inspect --format '{{json .RepoDigests}}' %s:1", name
+        )
+    )
+    assert repo_digests == ["%s@%s" % (name, built["manifest"])], repo_digests
+    # The layer Docker unpacked is the one made on the containerd host.
+    history = docker_client.check_output(
+        "docker image inspect --format '{{json .RootFS.Layers}}' %s:1", name
+    )
+    assert json.loads(history) == [built["layer"]]
 
 
 def test_containerd_cri_has_the_credentials(containerd_client):

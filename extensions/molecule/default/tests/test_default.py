@@ -313,3 +313,34 @@ def test_one_more_client_is_onboarded_with_limit(server, outsider, pushed, tmp_p
     assert set(recap(output)) == {"outsider"}
     assert server.check_output(SERVER_STATE) == before
     outsider.check_output("docker pull %s", pushed["reference"])
+
+
+def test_onboard_client_takes_a_host_back_out(server, outsider, registry, tmp_path):
+    """playbooks/onboard_client.yml refuses to run without a target; with one and
+    registry_client_state=absent it takes the client out (the host as the last test's
+    inventory has it): the registry is untrusted there again, as on a host never
+    onboarded, and its login is gone; the server is untouched."""
+    rc, output = converge(playbook="playbooks/onboard_client.yml")
+    assert rc != 0
+    assert "Name the host(s) to onboard: -e target=newhost" in output
+    extra = tmp_path / "newhost.yml"
+    extra.write_text("registry_clients:\n  hosts:\n    outsider:\n")
+    before = server.check_output(SERVER_STATE)
+    rc, output = converge(
+        "-e",
+        "target=outsider",
+        "-e",
+        "registry_client_state=absent",
+        inventories=[extra],
+        playbook="playbooks/onboard_client.yml",
+    )
+    assert rc == 0, output[-3000:]
+    assert recap(output)["outsider"]["changed"] > 0
+    assert set(recap(output)) == {"localhost", "outsider"}
+    assert server.check_output(SERVER_STATE) == before
+    untrusted = http(outsider, "https://%s/v2/" % registry)
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.get("error", ""), untrusted
+    assert not outsider.file("/etc/docker/certs.d/%s" % registry).exists
+    config = outsider.file("/root/.docker/config.json")
+    auths = json.loads(config.content_string).get("auths", {}) if config.exists else {}
+    assert registry not in auths, auths

@@ -22,6 +22,7 @@ import time
 import pytest
 from registry_helpers import (
     MANIFEST_TYPES,
+    assert_timer_scheduled,
     converge,
     http,
     manifest_digest,
@@ -267,14 +268,7 @@ def test_a_second_run_changes_nothing(real_run, server):
 
 
 def test_the_timer_is_scheduled_and_its_service_runs_the_rules(real_run, server):
-    shown = server.check_output(
-        "systemctl show registry-retention.timer -p ActiveState -p UnitFileState "
-        "-p NextElapseUSecRealtime"
-    )
-    timer = dict(line.split("=", 1) for line in shown.splitlines())
-    assert timer["ActiveState"] == "active"
-    assert timer["UnitFileState"] == "enabled"
-    assert timer["NextElapseUSecRealtime"] not in ("", "n/a", "0"), timer
+    assert_timer_scheduled(server, "registry-retention.timer")
     before = latest_report(server, dry_run=False)
     server.check_output("systemctl start registry-retention.service")
     result = server.check_output("systemctl show registry-retention.service -p Result")

@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -502,9 +503,32 @@ def gc_lock_holder(replica):
     return lock["holder"] if lock else None
 
 
+PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+# profile_tasks' line under each task's header: the time, and the last task's duration.
+TASK_TIME = re.compile(
+    r"^(\w+ \d\d \w+ \d{4}  \d\d:\d\d:\d\d [+-]\d{4}) \((\d+):(\d\d):(\d\d(?:\.\d+)?)\)"
+)
+
+
+def lock_task_timing(output):
+    """(seconds, when it ended) of a profiled run's first task that takes the maintenance
+    lock: the line under the next task's header has both."""
+    lines = output.splitlines()
+    start = next(
+        index
+        for index, line in enumerate(lines)
+        if line.startswith("TASK [") and "Take the maintenance lock" in line
+    )
+    times = [TASK_TIME.match(line) for line in lines[start + 1 :]]
+    stamp, hours, minutes, seconds = [match for match in times if match][1].groups()
+    ended = datetime.strptime(stamp, "%A %d %B %Y  %H:%M:%S %z").timestamp()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds), ended
+
+
 def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
-    """gc.yml while the load loop runs; a second gc.yml is refused and a converge waits,
-    then runs and changes nothing: the last test's inventory again, after its rolling run."""
+    """gc.yml while the load loop runs; a second gc.yml is refused and a converge waits
+    (shown by its lock task's time), then runs and changes nothing: the last test's
+    inventory again, after its rolling run."""
     doomed = PUSHED[:10]
     del PUSHED[:10]
     # Pulled first, so the shared cache (emptied when Redis restarted) holds descriptors of
@@ -526,8 +550,10 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
         second_rc, second = converge(
             "-e", "registry_maintenance_gc_lock_wait=0", playbook="playbooks/gc.yml"
         )
-        during = start_playbook("-e", changes())  # the last test's inventory
+        # The last test's inventory, its task times shown (profile_tasks).
+        during = start_playbook("-e", changes(), env=PROFILED)
         gc_rc, gc_output = finish_playbook(gc)
+        gc_ended = time.time()
         seconds = time.monotonic() - started
         converge_rc, converge_output = finish_playbook(during)
     finally:
@@ -538,6 +564,11 @@ def test_gc_under_load_collects_once_with_every_replica_frozen(client, lb):
     assert re.search(r"the lock is held by gc-[a-z0-9]{10} ", second), second[-3000:]
     assert gc_rc == 0, gc_output[-3000:]
     assert converge_rc == 0, converge_output[-3000:]
+    # The converge waited for the collection: its lock task took time and ended only as
+    # the collection did (the collection's run ends a moment after it gives the lock back).
+    waited, lock_ended = lock_task_timing(converge_output)
+    assert waited >= 5, converge_output[-3000:]
+    assert lock_ended >= gc_ended - 3, (lock_ended, gc_ended)
     # After the collection every replica is back as the converge wants it: no change, no
     # restart (a restart would drop the load's pulls, asserted below).
     changed = {host: counts["changed"] for host, counts in recap(converge_output).items()}

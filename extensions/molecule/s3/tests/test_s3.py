@@ -64,9 +64,57 @@ def test_blobs_are_in_the_bucket_and_not_on_disk(
     user, password = credentials("client-a")
     layers, config = layer_digests(client_a, registry, "s3/hello", pushed["tag"], user, password)
     stored = objects(bucket)
-    for digest in [*layers, config, pushed["digest"]]:
+    digests = [*layers, config, pushed["digest"]]
+    for digest in digests:
         assert blob_key(digest) in stored, digest
-    assert server.run("find /opt/registry/data -type f | head -1").stdout == ""
+    # Nowhere on the registry host either (Docker's volumes included)...
+    assert [found for digest in digests for found in blob_files(server, digest)] == []
+    # ...which this search would show: a blob file planted where no registry keeps one.
+    planted = "/root/planted/" + blob_key(pushed["digest"])
+    server.check_output("mkdir -p %s && touch %s", planted.rsplit("/", 1)[0], planted)
+    try:
+        assert blob_files(server, pushed["digest"]) == [planted]
+    finally:
+        server.check_output("rm -rf /root/planted")
+
+
+# One GET that does not follow a redirect: status, Location, the body's digest.
+GET_NO_REDIRECT = r"""
+import base64, hashlib, http.client, ssl, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+connection = http.client.HTTPSConnection(url.hostname, url.port, timeout=30,
+                                         context=ssl.create_default_context())
+credentials = base64.b64encode(sys.argv[2].encode()).decode()
+connection.request("GET", url.path, headers={"Authorization": "Basic " + credentials})
+response = connection.getresponse()
+body = response.read()
+print(response.status, response.getheader("Location") or "-",
+      "sha256:" + hashlib.sha256(body).hexdigest())
+"""
+
+
+def test_the_registry_serves_blobs_itself_with_a_custom_endpoint(
+    client_a, registry, credentials, pushed
+):
+    """With a custom S3 endpoint (which clients cannot be assumed to reach or trust)
+    redirects are off by default: the registry answers a blob GET with the blob, not a
+    307 to the store."""
+    user, password = credentials("client-a")
+    layers, _config = layer_digests(client_a, registry, "s3/hello", pushed["tag"], user, password)
+    url = "https://%s/v2/s3/hello/blobs/%s" % (registry, layers[0])
+    answer = client_a.check_output(
+        "python3 -c %s %s %s", GET_NO_REDIRECT, url, "%s:%s" % (user, password)
+    )
+    assert answer.split() == ["200", "-", layers[0]], answer
+
+
+def blob_files(host, digest):
+    """Files anywhere on the host at a registry's path for the blob `digest`."""
+    found = host.run(
+        "find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -path %s -print",
+        "*/" + blob_key(digest),
+    )
+    return found.stdout.split()
 
 
 def test_image_still_pulls_after_the_registry_restarts(server, client_b, pushed):
