@@ -313,7 +313,9 @@ def test_a_waiting_password_check_gets_the_place_that_comes_free():
 
 
 def test_containers_on_this_hosts_docker_bridges_are_trusted_only_when_asked():
-    bridges = lambda: [ipaddress.ip_network("172.18.0.0/16")]  # noqa: E731
+    def bridges():
+        return [ipaddress.ip_network("172.18.0.0/16")]
+
     local = registry_token.TrustedProxies([], True, bridges=bridges)
     assert "172.18.0.3" in local
     assert "172.19.0.3" not in local
