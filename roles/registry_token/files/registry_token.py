@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import http.client
 import ipaddress
 import json
@@ -225,6 +226,12 @@ class Bound:
             self._condition.notify()
 
 
+# What one login is checked against (TokenService.login_rules).
+LoginRules = collections.namedtuple(
+    "LoginRules", "limiter address_limiter trusted_proxies password_checks"
+)
+
+
 class RegistryUnavailable(Exception):
     """The registry did not answer the catalog request as it should."""
 
@@ -314,39 +321,32 @@ class TokenService:
         self._trusted = (None, TrustedProxies())  # (settings, proxies)
         self._dummy = (None, None)  # (cost, hash), made on first use
 
-    @property
-    def limiter(self):
-        """The failed-login limiter per (account, address), with the limit and window
-        service.json sets now."""
+    def login_rules(self):
+        """What a login is checked against, from one read of service.json: the failed-login
+        limiters (per account and address, per address) with the limits and window it sets
+        now, the trusted proxies, and how many password checks may run at once."""
         config = self._signer.get().config
-        self._limiter.limit = int(config["failure_limit"])
-        self._limiter.window = int(config["failure_window"])
-        return self._limiter
-
-    @property
-    def address_limiter(self):
-        """The failed-login limiter per address over all accounts (a spray of names)."""
-        config = self._signer.get().config
+        window = int(config["failure_window"])
+        self._limiter.limit, self._limiter.window = int(config["failure_limit"]), window
         self._address_limiter.limit = _address_failure_limit(config)
-        self._address_limiter.window = int(config["failure_window"])
-        return self._address_limiter
-
-    @property
-    def trusted_proxies(self):
-        config = self._signer.get().config
-        settings = (
+        self._address_limiter.window = window
+        proxies = (
             tuple(config.get("trusted_proxies", ())),
             bool(config.get("trust_local_containers", False)),
         )
-        if self._trusted[0] != settings:
-            self._trusted = (settings, TrustedProxies(*settings))
-        return self._trusted[1]
+        if self._trusted[0] != proxies:
+            self._trusted = (proxies, TrustedProxies(*proxies))
+        return LoginRules(
+            self._limiter,
+            self._address_limiter,
+            self._trusted[1],
+            int(config.get("password_checks", 4)),
+        )
 
-    def check_password(self, username, password):
-        """authenticate() a few at a time (password_checks in service.json): None when no
-        place came free within a second. A bcrypt check takes a core for some 50 ms, so an
+    def check_password(self, username, password, limit):
+        """authenticate() at most `limit` at a time: None when no place came free within
+        PASSWORD_CHECK_WAIT_SECONDS. A bcrypt check takes a core for some 50 ms, so an
         unbounded stream of them would hold every thread and starve the token requests."""
-        limit = int(self._signer.get().config.get("password_checks", 4))
         if not self._password_checks.enter(limit, PASSWORD_CHECK_WAIT_SECONDS):
             return None
         try:
@@ -524,20 +524,21 @@ def _caller(service, environ, credentials, start_response):
     if credentials is None:
         return token_acl.ANONYMOUS, None
     username, password = credentials
-    address = client_address(environ, service.trusted_proxies)
+    rules = service.login_rules()
+    address = client_address(environ, rules.trusted_proxies)
     key = (username, address)
-    if service.limiter.blocked(key) or service.address_limiter.blocked(address):
+    if rules.limiter.blocked(key) or rules.address_limiter.blocked(address):
         refusal = _error(
             start_response,
             "429 Too Many Requests",
             "TOOMANYREQUESTS",
             "too many failed logins; try again later",
-            [("Retry-After", str(service.limiter.window))],
+            [("Retry-After", str(rules.limiter.window))],
         )
         return None, refusal
     checked = False
     if username and username != token_acl.ANONYMOUS:
-        checked = service.check_password(username, password)
+        checked = service.check_password(username, password, rules.password_checks)
     if checked is None:
         refusal = _error(
             start_response,
@@ -548,8 +549,8 @@ def _caller(service, environ, credentials, start_response):
         )
         return None, refusal
     if not checked:
-        service.limiter.failed(key)
-        service.address_limiter.failed(address)
+        rules.limiter.failed(key)
+        rules.address_limiter.failed(address)
         refusal = _error(
             start_response,
             "401 Unauthorized",

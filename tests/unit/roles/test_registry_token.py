@@ -298,7 +298,7 @@ def test_password_checks_run_a_few_at_a_time_and_the_rest_are_turned_away(setup,
         assert busy["status"] == 429
         assert busy["headers"]["Retry-After"] == "1"
         # Turned away unchecked: not a failure of alice's.
-        assert service.limiter._failures.get(("alice", "192.0.2.1"), []) == []
+        assert service._limiter._failures.get(("alice", "192.0.2.1"), []) == []
     finally:
         service._password_checks.leave()
     assert _token(setup, "alice", "alice-pw") == 200
