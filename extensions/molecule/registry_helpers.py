@@ -115,6 +115,11 @@ def unique_image(host, repository, tag=None, payload_bytes=0, platform=None, cha
     return reference, tag
 
 
+# A verbose run is there to check what ansible-playbook prints (no secret in it), so it
+# runs on the stock strategy operators use, not on Mitogen's (scripts/lab: use_mitogen).
+STOCK_STRATEGY = {"ANSIBLE_STRATEGY": "linear"}
+
+
 def start_playbook(
     *args, inventories=(), playbook="playbooks/site.yml", env=None, own_session=False
 ):
@@ -127,9 +132,7 @@ def start_playbook(
     for extra in inventories:
         command += ["-i", str(extra)]
     command += [str(REPO / playbook), *args]
-    # A verbose run is there to check what ansible-playbook prints (no secret in it), so it
-    # runs on the stock strategy operators use, not on Mitogen's (scripts/lab: use_mitogen).
-    stock = {"ANSIBLE_STRATEGY": "linear"} if any(a.startswith("-vv") for a in args) else {}
+    stock = STOCK_STRATEGY if any(a.startswith("-vv") for a in args) else {}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from registry_helpers import (
     SERVER_STATE,
+    STOCK_STRATEGY,
     catalog_digests,
     converge,
     http,
@@ -88,7 +89,7 @@ def test_the_leak_check_finds_a_planted_password_in_every_rendering(variables, t
             capture_output=True,
             text=True,
             check=False,
-            env=dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT=result_format),
+            env=dict(os.environ, ANSIBLE_CALLBACK_RESULT_FORMAT=result_format, **STOCK_STRATEGY),
         )
         assert result.returncode == 0, result.stdout[-2000:]
         assert leaked([password], result.stdout) == [0], result_format
