@@ -115,11 +115,12 @@ class RegistryTLS:
     # -- state=verify --------------------------------------------------------------------
     def verify(self):
         """Check operator-provided material: a leaf (with its intermediates) that chains to
-        the CA, fits its key, is valid now, is fit to serve TLS and covers the names that
-        must be on it. The material comes from files or, before it is written anywhere,
-        from the *_content options."""
+        the CA (when one is given; else only within itself), fits its key, is valid now,
+        is fit to serve TLS and covers the names that must be on it. The material comes
+        from files or, before it is written anywhere, from the *_content options."""
         p = self.params
-        roots = self._load_bundle("ca_cert", "CA certificate")
+        given_ca = p["ca_cert_path"] or p["ca_cert_content"]
+        roots = self._load_bundle("ca_cert", "CA certificate") if given_ca else []
         chain = self._load_bundle("cert", "certificate")
         key_data = self._material("key")
         if key_data is None:
@@ -130,7 +131,7 @@ class RegistryTLS:
         leaf = chain[0]
         problems = []
         if not tls.key_matches(key, leaf):
-            problems.append(tls.KEY_MISMATCH)
+            problems.append("the private key is not the certificate's (%s)" % tls.KEY_MISMATCH)
         problems += tls.chain_problems(chain, roots, self.now)
         problems += tls.key_usage_problems(leaf, p["purpose"])
         covered = set(tls.certificate_sans(leaf))
@@ -142,7 +143,7 @@ class RegistryTLS:
                 "the certificate is not for %s (it covers %s)"
                 % (", ".join(missing_required), ", ".join(sorted(covered)) or "no names")
             )
-        result = self._result(roots[0], leaf, False, problems, missing_sans)
+        result = self._result(roots[0] if roots else None, leaf, False, problems, missing_sans)
         result["chain_length"] = len(chain)
         if problems:
             self.module.fail_json(

@@ -200,7 +200,8 @@ def key_usage_problems(cert, usage="server"):
 
 
 def chain_problems(chain, roots, now):
-    """Follow leaf -> intermediates -> one of the roots; say what breaks the chain."""
+    """Follow leaf -> intermediates -> one of the roots; say what breaks the chain. With
+    no roots, the chain is checked within itself (a public CA's, which clients hold)."""
     problems = []
     for cert in chain:
         if not_before(cert) > now:
@@ -213,7 +214,7 @@ def chain_problems(chain, roots, now):
                 "%s is not signed by the next certificate in the file (%s)"
                 % (common_name(child), common_name(parent))
             )
-    if not any(issued_by(chain[-1], root) for root in roots):
+    if roots and not any(issued_by(chain[-1], root) for root in roots):
         problems.append(
             "%s is not signed by the CA given (%s)"
             % (common_name(chain[-1]), ", ".join(str(common_name(r)) for r in roots))

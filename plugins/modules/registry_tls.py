@@ -69,7 +69,10 @@ options:
     description:
       - Path of the CA certificate (PEM). With O(state=verify) it may hold several CAs;
         the certificate must chain to one of them.
-      - Required with O(state=present); with O(state=verify) this or O(ca_cert_content).
+      - Required with O(state=present). With O(state=verify) this, O(ca_cert_content) or
+        neither - without a CA the chain is checked only within itself (each certificate
+        signed by the next, every one valid now), for a certificate from a public CA that
+        the clients' own trust stores hold.
     type: path
   ca_cert_content:
     description:
@@ -300,7 +303,6 @@ def main():
             ("state", "present", ["ca_key_path", "ca_cert_path", "cert_path", "key_path"])
         ],
         required_one_of=[
-            ("ca_cert_path", "ca_cert_content"),
             ("cert_path", "cert_content"),
             ("key_path", "key_content"),
         ],

@@ -594,3 +594,42 @@ def test_verify_takes_a_path_or_text_not_both(run_module, paths, operator_chain)
     code, result = run_module(registry_tls.main, args)
     assert code == 1
     assert "mutually exclusive" in result["msg"]
+
+
+# --- state=verify without a CA: a public CA's certificate, which clients already trust ------
+
+
+def _without_ca(paths):
+    contents = _contents(paths)
+    del contents["ca_cert_content"]
+    return contents
+
+
+def test_verify_without_a_ca_checks_the_chain_within_itself(run_module, paths, operator_chain):
+    args = dict(_without_ca(paths), state="verify", required_sans=["registry.lab"])
+    code, result = run_module(registry_tls.main, args)
+    assert code == 0, result
+    assert result["chain_length"] == 2
+    assert result["ca_fingerprint"] == ""
+    assert not any(Path(p).exists() for p in paths.values())
+
+
+def test_verify_without_a_ca_refuses_a_key_of_another_certificate(
+    run_module, paths, operator_chain
+):
+    contents = _without_ca(paths)
+    contents["key_content"] = tls.key_to_pem(ec.generate_private_key(ec.SECP256R1())).decode()
+    code, result = run_module(registry_tls.main, dict(contents, state="verify"))
+    assert code == 1
+    assert tls.KEY_MISMATCH in result["msg"]
+    assert "PRIVATE KEY" not in json.dumps(result)
+
+
+def test_verify_without_a_ca_refuses_a_chain_out_of_order(run_module, paths, operator_chain):
+    # The leaf followed by the root: the root did not sign it (the intermediate did).
+    contents = _without_ca(paths)
+    root, leaf = operator_chain["root"][1], operator_chain["leaf"][1]
+    contents["cert_content"] = (tls.cert_to_pem(leaf) + tls.cert_to_pem(root)).decode()
+    code, result = run_module(registry_tls.main, dict(contents, state="verify"))
+    assert code == 1
+    assert "is not signed by the next certificate in the file (Operator Root)" in result["msg"]

@@ -1,0 +1,169 @@
+"""registry_web_tls_mode: provided: the front serves the operator's certificate, and a key
+that is not the certificate's is refused before anything on the host changes. Runs after
+the other files: it converges the front with the operator's material, then back."""
+
+import datetime
+import hashlib
+import ssl
+
+import pytest
+from conftest import FRONT
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from registry_helpers import container_address, converge, recap
+
+FILES = ("/opt/registry-web/certs/web.crt", "/opt/registry-web/certs/web.key")
+# The registry's CA, which signed the front's certificate in issued mode (the client was
+# onboarded to the front: ../converge.yml).
+REGISTRY_CA = "/etc/docker/certs.d/%s/ca.crt" % FRONT
+# The status a client gets for /v2/ without credentials on a connection verified with the
+# CA file given, or why the connection failed.
+PROBE = (
+    "import ssl,sys,urllib.request,urllib.error\n"
+    "context = ssl.create_default_context(cafile=sys.argv[2])\n"
+    "try: urllib.request.urlopen(sys.argv[1], context=context)\n"
+    "except urllib.error.HTTPError as e: print(e.code)\n"
+    "except urllib.error.URLError as e: print(e.reason)\n"
+)
+
+
+def served_fingerprint():
+    """SHA-256 of the certificate the front serves (fetched without verifying it)."""
+    pem = ssl.get_server_certificate((container_address("web"), 443), timeout=10)
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def probe(client, ca_file):
+    return client.check_output("python3 -c %s https://%s/v2/ %s", PROBE, FRONT, ca_file)
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@pytest.fixture(scope="module")
+def operator_material(tmp_path_factory):
+    """An operator's CA and its server certificate for the front's name, and a key that
+    belongs to neither, as files on the controller."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Operator Root for the web test"))
+        .issuer_name(_name("Operator Root for the web test"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name(FRONT))
+        .issuer_name(ca.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(FRONT)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Python 3.13's clients (Debian 13) verify strictly: a leaf names its issuer's key.
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("operator-tls")
+    paths = {name: directory / (name + ".pem") for name in ("ca", "cert", "key", "other_key")}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(_pem(leaf_key))
+    paths["other_key"].write_bytes(_pem(ec.generate_private_key(ec.SECP256R1())))
+    return paths, leaf.fingerprint(hashes.SHA256()).hex()
+
+
+def provided(paths, key="key"):
+    return (
+        "-e",
+        "registry_web_tls_mode=provided",
+        "-e",
+        "registry_web_tls_certificate=%s" % paths["cert"],
+        "-e",
+        "registry_web_tls_private_key=%s" % paths[key],
+    )
+
+
+@pytest.fixture(scope="module")
+def issued_fingerprint():
+    return served_fingerprint()
+
+
+def test_a_key_of_another_certificate_is_refused_and_changes_nothing(
+    web_host, operator_material, issued_fingerprint
+):
+    paths, _ = operator_material
+    before = web_host.check_output("sha256sum %s %s", *FILES)
+    rc, out = converge("--limit", "web", *provided(paths, key="other_key"))
+    assert rc != 0, out[-3000:]
+    assert "the private key is not the certificate's" in out, out[-3000:]
+    assert recap(out)["web"]["changed"] == 0
+    assert web_host.check_output("sha256sum %s %s", *FILES) == before
+    assert served_fingerprint() == issued_fingerprint
+    # Neither key reaches the output (a line of each key's base64 body).
+    for key in ("key", "other_key"):
+        assert paths[key].read_text().splitlines()[1] not in out
+
+
+@pytest.fixture(scope="module")
+def provided_front(operator_material, issued_fingerprint, client_a):
+    paths, _ = operator_material
+    rc, out = converge("--limit", "web", *provided(paths))
+    assert rc == 0, out[-3000:]
+    assert recap(out)["web"]["changed"] > 0
+    rc, again = converge("--limit", "web", *provided(paths))
+    assert rc == 0, again[-3000:]
+    yield recap(again)["web"]["changed"]
+    # Back to a certificate from the registry's CA, which its clients trust again.
+    rc, out = converge("--limit", "web")
+    assert rc == 0, out[-3000:]
+    assert probe(client_a, REGISTRY_CA) == "401"
+
+
+def test_the_front_serves_the_operators_certificate_and_a_second_run_changes_nothing(
+    provided_front, operator_material, issued_fingerprint
+):
+    _, fingerprint = operator_material
+    assert served_fingerprint() == fingerprint != issued_fingerprint
+    assert provided_front == 0
+
+
+def test_clients_that_trust_the_operators_ca_reach_the_front(
+    provided_front, operator_material, client_a
+):
+    paths, _ = operator_material
+    client_a.check_output("printf '%%s' %s > /tmp/operator-ca.crt", paths["ca"].read_text())
+    assert probe(client_a, "/tmp/operator-ca.crt") == "401"
+    # The control: the registry's CA, which signed the front's certificate before, does not
+    # vouch for the operator's.
+    refused = probe(client_a, REGISTRY_CA)
+    assert "CERTIFICATE_VERIFY_FAILED" in refused, refused
