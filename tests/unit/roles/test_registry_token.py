@@ -9,7 +9,6 @@ import base64
 import http.server
 import importlib.util
 import io
-import ipaddress
 import json
 import os
 import ssl
@@ -302,53 +301,6 @@ def test_password_checks_run_a_few_at_a_time_and_the_rest_are_turned_away(setup,
     finally:
         service._password_checks.leave()
     assert _token(setup, "alice", "alice-pw") == 200
-
-
-def test_a_waiting_password_check_gets_the_place_that_comes_free():
-    bound = registry_token.Bound()
-    assert bound.enter(1, 0)
-    threading.Timer(0.05, bound.leave).start()
-    assert bound.enter(1, 2)
-    assert not bound.enter(1, 0.01)
-
-
-def test_containers_on_this_hosts_docker_bridges_are_trusted_only_when_asked():
-    def bridges():
-        return [ipaddress.ip_network("172.18.0.0/16")]
-
-    local = registry_token.TrustedProxies([], True, bridges=bridges)
-    assert "172.18.0.3" in local
-    assert "172.19.0.3" not in local
-    assert "not-an-address" not in local
-    assert "172.18.0.3" not in registry_token.TrustedProxies([], False, bridges=bridges)
-    assert "10.1.2.3" in registry_token.TrustedProxies(["10.0.0.0/8"], False, bridges=bridges)
-
-
-def test_the_docker_bridges_come_from_the_routing_table(tmp_path):
-    routes = tmp_path / "route"
-    routes.write_text(
-        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
-        "eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
-        "eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
-        "docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
-        "br-0123456789ab\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
-        "br0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
-    )
-    assert registry_token.docker_bridge_networks(str(routes)) == [
-        ipaddress.ip_network("172.17.0.0/16"),
-        ipaddress.ip_network("172.18.0.0/16"),
-    ]
-    assert registry_token.docker_bridge_networks(str(tmp_path / "missing")) == []
-
-
-def test_the_limiter_forgets_failures_after_the_window():
-    now = [1000.0]
-    limiter = registry_token.FailureLimiter(2, 60, clock=lambda: now[0])
-    limiter.failed(("a", "x"))
-    limiter.failed(("a", "x"))
-    assert limiter.blocked(("a", "x"))
-    now[0] += 61
-    assert not limiter.blocked(("a", "x"))
 
 
 def test_a_token_for_another_service_is_not_issued(setup):
