@@ -1,14 +1,23 @@
 """Docker, Podman and containerd clients pull by host name, with auth, what another client
-pushed; an insecure-mode client works against a plain-HTTP registry; state=absent takes
-the registry out again and leaves everything else."""
+pushed; insecure-mode clients share a plain-HTTP registry; that registry's Debian 12 host
+got Docker from Docker's repository (a signed stand-in, docker-apt); state=absent takes the
+registry out again and leaves everything else."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cryptography import x509
-from registry_helpers import converge, push_unique_image, recap, test_host, unique_image
+from registry_helpers import (
+    converge,
+    pull_and_check_digest,
+    push_unique_image,
+    recap,
+    test_host,
+    unique_image,
+)
 
 REGISTRY = "registry:5000"
 PLAIN = "registry-http:5000"
@@ -34,6 +43,16 @@ def containerd_client():
 @pytest.fixture(scope="module")
 def insecure_client():
     return test_host("insecure-client")
+
+
+@pytest.fixture(scope="module")
+def insecure_puller():
+    return test_host("insecure-puller")
+
+
+@pytest.fixture(scope="module")
+def registry_http():
+    return test_host("registry-http")
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +268,97 @@ def test_plain_http_registry_still_wants_a_password(insecure_client):
         PLAIN,
     )
     assert out == "401"
+
+
+def test_a_second_insecure_client_pulls_what_the_first_pushed(insecure_client, insecure_puller):
+    daemon = json.loads(insecure_puller.file("/etc/docker/daemon.json").content_string)
+    assert daemon["insecure-registries"] == [PLAIN]
+    pushed = push_unique_image(insecure_client, PLAIN + "/clients/plain-shared")
+    pull_and_check_digest(insecure_puller, pushed)
+
+
+# Docker's repository as the role adds it (repository_upstream.yml), per host and release.
+UPSTREAM = "http://docker-apt/linux/debian"
+UPSTREAM_HOSTS = {"registry-http": "bookworm", "insecure-puller": "trixie"}
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM_HOSTS))
+def test_docker_came_from_the_upstream_repository(name):
+    host, release = test_host(name), UPSTREAM_HOSTS[name]
+    assert host.check_output(". /etc/os-release; echo $VERSION_CODENAME") == release
+    source = host.file("/etc/apt/sources.list.d/docker.sources").content_string
+    assert "URIs: %s\n" % UPSTREAM in source
+    assert "Suites: %s\n" % release in source
+    assert "Components: stable\n" in source
+    assert "Signed-By: /etc/apt/keyrings/docker.asc\n" in source
+    # The key the repository publishes beside its packages, as the role fetched it.
+    served = host.check_output(
+        "python3 -c 'import sys,urllib.request; "
+        "sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' %s",
+        UPSTREAM + "/gpg",
+    )
+    assert host.file("/etc/apt/keyrings/docker.asc").content_string.strip() == served.strip()
+    packages = ["docker-ce", "docker-ce-cli", "containerd.io"]
+    if name == "registry-http":
+        packages.append("docker-compose-plugin")
+    for package in packages:
+        policy = host.check_output("apt-cache policy %s", package)
+        installed = re.search(r"Installed: (\S+)", policy).group(1)
+        assert "privreg" in installed, policy
+        # The installed version's line in the version table names docker-apt's suite.
+        table = policy.split("Version table:", 1)[1]
+        assert re.search(
+            r"\*\*\* %s .*\n\s+\d+ %s %s/stable amd64 Packages"
+            % (re.escape(installed), re.escape(UPSTREAM), release),
+            table,
+        ), policy
+    # The engine and client running are the packages of Docker's names, not Debian's
+    # (on Debian 12, docker.io, and so docker-ce, holds the client).
+    owner = 'dpkg -S "$(command -v %s)"'
+    assert host.check_output(owner % "dockerd").startswith("docker-ce: ")
+    client = "docker-ce-cli" if release == "trixie" else "docker-ce"
+    assert host.check_output(owner % "docker").startswith(client + ": ")
+    assert host.run("dpkg-query -W -f '${Status}' docker.io").stdout != "install ok installed"
+    assert host.check_output("docker version --format '{{.Server.Version}}'")
+
+
+def test_debian12_server_runs_the_registry_with_compose_from_upstream(registry_http):
+    assert registry_http.check_output("cut -d. -f1 /etc/debian_version") == "12"
+    # Debian 12's own archive has only compose v1: v2 came from docker-apt.
+    version = registry_http.check_output("docker compose version")
+    assert re.search(r"Docker Compose version v?2\.", version), version
+    projects = json.loads(registry_http.check_output("docker compose ls --format json"))
+    assert any(
+        "/opt/registry/" in p["ConfigFiles"] and p["Status"].startswith("running") for p in projects
+    ), projects
+
+
+def apt_view(host, key_path):
+    """What apt makes of docker-apt with a fresh state and the repository trusted under
+    key_path only: the update's output, then docker-ce's policy."""
+    return host.check_output(
+        "set -e; k=%s; d=$(mktemp -d); mkdir -p $d/parts $d/lists/partial $d/cache; "
+        'sed "s,^Signed-By: .*,Signed-By: $k," /etc/apt/sources.list.d/docker.sources '
+        "> $d/parts/docker.sources; "
+        "set -- -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$d/parts "
+        "-o Dir::State::Lists=$d/lists -o Dir::Cache=$d/cache; "
+        'apt-get "$@" update 2>&1 || true; apt-cache "$@" policy docker-ce; rm -rf $d',
+        key_path,
+    )
+
+
+def test_apt_refuses_docker_apt_under_any_other_key(registry_http):
+    listed = "%s bookworm/stable amd64 Packages" % UPSTREAM
+    # The control: the same fresh apt state with the role's key lists the package there.
+    assert listed in apt_view(registry_http, "/etc/apt/keyrings/docker.asc")
+    registry_http.check_output(
+        "python3 -c 'import sys,urllib.request; "
+        'open("/tmp/stranger.asc", "wb").write(urllib.request.urlopen(sys.argv[1]).read())\' '
+        "http://docker-apt/stranger.asc"
+    )
+    refused = apt_view(registry_http, "/tmp/stranger.asc")
+    assert "NO_PUBKEY" in refused, refused
+    assert listed not in refused, refused
 
 
 def test_absent_takes_the_registry_out_and_keeps_the_rest(
