@@ -121,7 +121,7 @@ def issued_fingerprint():
 def test_a_key_of_another_certificate_is_refused_and_changes_nothing(
     web_host, operator_material, issued_fingerprint
 ):
-    paths, _ = operator_material
+    paths = operator_material[0]
     before = web_host.check_output("sha256sum %s %s", *FILES)
     rc, out = converge("--limit", "web", *provided(paths, key="other_key"))
     assert rc != 0, out[-3000:]
@@ -136,7 +136,7 @@ def test_a_key_of_another_certificate_is_refused_and_changes_nothing(
 
 @pytest.fixture(scope="module")
 def provided_front(operator_material, issued_fingerprint, client_a):
-    paths, _ = operator_material
+    paths = operator_material[0]
     rc, out = converge("--limit", "web", *provided(paths))
     assert rc == 0, out[-3000:]
     assert recap(out)["web"]["changed"] > 0
@@ -152,7 +152,7 @@ def provided_front(operator_material, issued_fingerprint, client_a):
 def test_the_front_serves_the_operators_certificate_and_a_second_run_changes_nothing(
     provided_front, operator_material, issued_fingerprint
 ):
-    _, fingerprint = operator_material
+    fingerprint = operator_material[1]
     assert served_fingerprint() == fingerprint != issued_fingerprint
     assert provided_front == 0
 
@@ -160,7 +160,7 @@ def test_the_front_serves_the_operators_certificate_and_a_second_run_changes_not
 def test_clients_that_trust_the_operators_ca_reach_the_front(
     provided_front, operator_material, client_a
 ):
-    paths, _ = operator_material
+    paths = operator_material[0]
     client_a.check_output("printf '%%s' %s > /tmp/operator-ca.crt", paths["ca"].read_text())
     assert probe(client_a, "/tmp/operator-ca.crt") == "401"
     # The control: the registry's CA, which signed the front's certificate before, does not
