@@ -373,6 +373,61 @@ def retention_rules(value):
     return "; ".join(problems) if problems else None
 
 
+# An LDAP distinguished name (RFC 4514, loosely): attribute=value pairs joined by commas;
+# a value may carry a special character escaped with a backslash.
+_DN_PART = re.compile(r"\s*[A-Za-z][A-Za-z0-9-]*\s*=\s*(?:[^,+\"\\<>;=]|\\[0-9A-Fa-f]{2}|\\[ -~])+")
+_GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def ldap_dn(value, empty=False):
+    if empty and value in ("", None):
+        return None
+    if not isinstance(value, str) or _control(value) or not value.strip():
+        return "is not a distinguished name"
+    # Split at commas a backslash does not escape.
+    parts = re.split(r"(?<!\\),", value)
+    if not all(_DN_PART.fullmatch(part) for part in parts):
+        return (
+            "is not a distinguished name: attribute=value pairs joined by commas, "
+            "e.g. ou=people,dc=example,dc=com"
+        )
+    return None
+
+
+def ldap_filter(value, placeholder):
+    """An LDAP search filter with the placeholder the service fills in (escaped)."""
+    example = "(uid={username})" if placeholder == "username" else "(member={dn})"
+    if not isinstance(value, str) or _control(value):
+        return "is not an LDAP filter on one line; e.g. %s" % example
+    depth = 0
+    for character in value:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if depth < 0:
+            break
+    if not (value.startswith("(") and value.endswith(")")) or depth != 0:
+        return "is not an LDAP filter in balanced parentheses; e.g. %s" % example
+    others = set(re.findall(r"\{([^}]*)\}", value)) - {placeholder}
+    if "{%s}" % placeholder not in value or others:
+        return "must name {%s} and no other placeholder; e.g. %s" % (placeholder, example)
+    return None
+
+
+def ldap_group_map(value):
+    """Directory group DN -> the name of a group of the access rules."""
+    if not isinstance(value, dict):
+        return "is not a mapping of group DN to group name"
+    for dn, name in value.items():
+        problem = ldap_dn(dn)
+        if problem:
+            return "has the key %r, which %s" % (dn, problem)
+        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+            return "[%s] (%r) is not a group name (letters, digits, '.', '_', '-'; at most 64)" % (
+                dn,
+                name,
+            )
+    return None
+
+
 def _each(check):
     def run(values, **options):
         if not isinstance(values, (list, tuple)):
@@ -439,6 +494,10 @@ CHECKS = {
     "identifiers": (_mapping(identifier, lambda value: None), True),
     "environment": (_mapping(identifier, environment_value), True),
     "retention_rules": (retention_rules, False),
+    "ldap_urls": (_each(lambda value: url(value, schemes=("ldap", "ldaps"))), True),
+    "ldap_dn": (ldap_dn, True),
+    "ldap_filter": (ldap_filter, True),
+    "ldap_group_map": (ldap_group_map, True),
 }
 
 

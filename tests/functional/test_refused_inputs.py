@@ -201,6 +201,53 @@ CASES = [
         "registry_token_password_checks (0) is outside 1-256",
     ),
     (
+        "token-ldap-plain-without-opt-in",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_ldap_urls": ["ldap://ldap.example.com"],
+            "registry_token_ldap_bind_dn": "cn=search,dc=example,dc=com",
+            "registry_token_ldap_bind_password": "pw",
+            "registry_token_ldap_base_dn": "dc=example,dc=com",
+        },
+        "registry_token_ldap_urls names ldap://ldap.example.com, which sends every password "
+        "in clear",
+    ),
+    (
+        "token-ldap-without-a-service-account",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_ldap_urls": ["ldaps://ldap.example.com"],
+            "registry_token_ldap_base_dn": "dc=example,dc=com",
+        },
+        "registry_token_ldap_urls needs registry_token_ldap_bind_dn, "
+        "registry_token_ldap_bind_password",
+    ),
+    (
+        "token-ldap-filter-without-the-user-name",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_ldap_urls": ["ldaps://ldap.example.com"],
+            "registry_token_ldap_bind_dn": "cn=search,dc=example,dc=com",
+            "registry_token_ldap_bind_password": "pw",
+            "registry_token_ldap_base_dn": "dc=example,dc=com",
+            "registry_token_ldap_user_filter": "(uid=*)",
+        },
+        "registry_token_ldap_user_filter ('(uid=*)') must name {username}",
+    ),
+    (
+        "token-ldap-group-map-to-a-bad-name",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_ldap_groups": {"cn=admins,dc=example,dc=com": "team admins"},
+        },
+        "registry_token_ldap_groups [cn=admins,dc=example,dc=com] ('team admins') is not a "
+        "group name",
+    ),
+    (
         "acme-calendar-systemd-cannot-read",
         "server",
         {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import contextlib
 import http.client
 import json
 import os
@@ -48,6 +49,7 @@ from passlib.hash import bcrypt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import token_acl  # noqa: E402  (shipped beside this file)
+import token_ldap  # noqa: E402  (shipped beside this file)
 from token_limits import (  # noqa: E402  (shipped beside this file)
     Bound,
     FailureLimiter,
@@ -156,6 +158,17 @@ def _load_acl(path):
     return acl
 
 
+def _load_directory(path):
+    """The directory of ldap.json (its settings and the service account's password)."""
+    with open(path, encoding="utf-8") as handle:
+        settings = json.load(handle)
+    return token_ldap.Directory(settings, settings.pop("bind_password"))
+
+
+# A right password: the user's groups from the directory (empty for a local account).
+Login = collections.namedtuple("Login", "groups")
+
+
 class _Signer:
     """The settings of service.json and the key it names (what a rotation changes)."""
 
@@ -199,6 +212,7 @@ class TokenService:
         self._address_limiter = FailureLimiter(_address_failure_limit(config), window)
         self._password_checks = Bound()
         self._trusted = (None, TrustedProxies())  # (settings, proxies)
+        self._directory = (None, None)  # (ldap.json's path, its _Reloading)
         self._dummy = (None, None)  # (cost, hash), made on first use
 
     def login_rules(self):
@@ -251,46 +265,67 @@ class TokenService:
     def lifetime(self):
         return self._signer.get().lifetime
 
+    def directory(self):
+        """The company directory service.json names (ldap.json), or None."""
+        path = self._signer.get().config.get("ldap")
+        if not path:
+            return None
+        if self._directory[0] != path:
+            self._directory = (path, _Reloading(path, _load_directory))
+        return self._directory[1].get()
+
     def authenticate(self, username, password):
-        """True when the htpasswd file holds the user with this password (bcrypt check)."""
+        """A Login when the password is right, else False. A local account (the htpasswd
+        file, bcrypt) wins a name clash with the directory: robots and break-glass admins
+        keep working whatever the directory holds or does. Other names are the directory's;
+        token_ldap.DirectoryUnavailable when it cannot tell."""
         users = self._users.get()
         try:
-            if users.get_hash(username) is None:
-                bcrypt.verify(password, self.dummy_hash())
-                return False
-            return bool(users.check_password(username, password))
+            if users.get_hash(username) is not None:
+                return Login(frozenset()) if users.check_password(username, password) else False
         except ValueError:  # e.g. a password beyond bcrypt's 72 bytes
             return False
+        directory = self.directory()
+        if directory is None:
+            with contextlib.suppress(ValueError):  # e.g. beyond bcrypt's 72 bytes
+                bcrypt.verify(password, self.dummy_hash())
+            return False
+        groups = directory.authenticate(username, password)
+        return False if groups is None else Login(groups)
 
-    def access(self, account, scopes):
+    def _rules(self, account, directory_groups):
+        """The access rules, and the groups with ``account`` in the directory's groups."""
         acl = self._acl.get()
+        groups = dict(acl.get("groups", {}))
+        for group in directory_groups:
+            groups[group] = list(groups.get(group, ())) + [account]
+        return acl["rules"], groups
+
+    def access(self, account, scopes, directory_groups=frozenset()):
+        rules, groups = self._rules(account, directory_groups)
         granted = []
         for scope in scopes:
             parsed = token_acl.parse_scope(scope)
             if parsed is None:
                 continue
             resource_type, name, requested = parsed
-            actions = token_acl.grant(
-                acl["rules"], acl.get("groups", {}), account, resource_type, name, requested
-            )
+            actions = token_acl.grant(rules, groups, account, resource_type, name, requested)
             granted.append({"type": resource_type, "name": name, "actions": actions})
         return granted
 
-    def may_pull(self, account, names):
+    def may_pull(self, account, names, directory_groups=frozenset()):
         """The names among ``names`` that ``account`` may pull."""
-        acl = self._acl.get()
-        rules, groups = acl["rules"], acl.get("groups", {})
+        rules, groups = self._rules(account, directory_groups)
         return [
             name
             for name in names
             if "pull" in token_acl.grant(rules, groups, account, "repository", name, ["pull"])
         ]
 
-    def may_list(self, account):
+    def may_list(self, account, directory_groups=frozenset()):
         """Whether /token/catalog can show ``account`` any name: a signed-in user whom some
         rule lets pull; a caller without credentials only with the catalog right."""
-        acl = self._acl.get()
-        rules, groups = acl["rules"], acl.get("groups", {})
+        rules, groups = self._rules(account, directory_groups)
         if account == token_acl.ANONYMOUS:
             granted = token_acl.grant(rules, groups, account, "registry", "catalog", ["*"])
             if not granted:
@@ -396,13 +431,14 @@ def _error(start_response, status, code, message, extra=()):
 
 
 def _caller(service, environ, credentials, start_response):
-    """(account, None) for valid or no credentials, else (None, the refusal to answer).
+    """(account, its directory groups, None) for valid or no credentials, else (None, None,
+    the refusal to answer). A directory that cannot answer gets 503, not a failure.
 
     Failures count per (account, client address) and per client address: the client's own
     failures, never another client's, lock an account out for it (behind the front, the
     address is the one the front saw)."""
     if credentials is None:
-        return token_acl.ANONYMOUS, None
+        return token_acl.ANONYMOUS, frozenset(), None
     username, password = credentials
     rules = service.login_rules()
     address = client_address(environ, rules.trusted_proxies)
@@ -415,10 +451,22 @@ def _caller(service, environ, credentials, start_response):
             "too many failed logins; try again later",
             [("Retry-After", str(rules.limiter.window))],
         )
-        return None, refusal
+        return None, None, refusal
     checked = False
     if username and username != token_acl.ANONYMOUS:
-        checked = service.check_password(username, password, rules.password_checks)
+        try:
+            checked = service.check_password(username, password, rules.password_checks)
+        except token_ldap.DirectoryUnavailable as error:
+            # The reason goes to the journal; the user's name and password do not.
+            print("directory: %s" % error, file=sys.stderr, flush=True)
+            refusal = _error(
+                start_response,
+                "503 Service Unavailable",
+                "UNAVAILABLE",
+                "the directory cannot check this account now; local accounts still work",
+                [("Retry-After", "30")],
+            )
+            return None, None, refusal
     if checked is None:
         refusal = _error(
             start_response,
@@ -427,7 +475,7 @@ def _caller(service, environ, credentials, start_response):
             "too many logins at once; try again in a second",
             [("Retry-After", "1")],
         )
-        return None, refusal
+        return None, None, refusal
     if not checked:
         rules.limiter.failed(key)
         rules.address_limiter.failed(address)
@@ -438,8 +486,8 @@ def _caller(service, environ, credentials, start_response):
             "authentication required",
             [("WWW-Authenticate", 'Basic realm="registry token service"')],
         )
-        return None, refusal
-    return username, None
+        return None, None, refusal
+    return username, checked.groups, None
 
 
 def _token_request(service, environ):
@@ -472,10 +520,10 @@ def make_app(service):
         credentials, scopes, requested_service = asked
         if requested_service != service.service:
             return _error(start_response, "400 Bad Request", "UNSUPPORTED", "unknown service")
-        account, refusal = _caller(service, environ, credentials, start_response)
+        account, groups, refusal = _caller(service, environ, credentials, start_response)
         if refusal is not None:
             return refusal
-        issued = service.token(account, service.access(account, scopes))
+        issued = service.token(account, service.access(account, scopes, groups))
         body = {
             "token": issued,
             "access_token": issued,
@@ -486,10 +534,10 @@ def make_app(service):
 
     def catalog(environ, start_response):
         credentials = _basic_credentials(environ)
-        account, refusal = _caller(service, environ, credentials, start_response)
+        account, groups, refusal = _caller(service, environ, credentials, start_response)
         if refusal is not None:
             return refusal
-        if not service.may_list(account):
+        if not service.may_list(account, groups):
             return _respond(start_response, "200 OK", {"repositories": []})
         try:
             names = service.catalog_names()
@@ -502,7 +550,7 @@ def make_app(service):
                 "the registry's catalog is unavailable",
             )
         return _respond(
-            start_response, "200 OK", {"repositories": service.may_pull(account, names)}
+            start_response, "200 OK", {"repositories": service.may_pull(account, names, groups)}
         )
 
     def app(environ, start_response):

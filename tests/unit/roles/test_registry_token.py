@@ -599,3 +599,72 @@ def test_the_catalog_is_a_502_when_the_registry_is_down(setup, registry, tmp_pat
 def test_other_paths_and_methods_are_refused(setup):
     assert call(setup["app"], path="/v2/")["status"] == 404
     assert call(setup["app"], path="/token/catalog", method="DELETE")["status"] == 405
+
+
+# --- the company directory (token_ldap; against a real slapd: tests/functional) -------------
+
+
+class _StandInDirectory:
+    """What token_ldap.Directory answers, by the settings of ldap.json: its people (name ->
+    (password, groups)), or down. Records who was asked."""
+
+    asked: list = []
+
+    def __init__(self, settings, bind_password):
+        self.settings, self.bind_password = settings, bind_password
+
+    def authenticate(self, username, password):
+        _StandInDirectory.asked.append(username)
+        if self.settings.get("down"):
+            raise registry_token.token_ldap.DirectoryUnavailable("LDAPSocketOpenError: refused")
+        person = self.settings["people"].get(username)
+        if person is None or person[0] != password:
+            return None
+        return frozenset(person[1])
+
+
+@pytest.fixture
+def directory(setup, monkeypatch):
+    monkeypatch.setattr(registry_token.token_ldap, "Directory", _StandInDirectory)
+    _StandInDirectory.asked = []
+    settings = {
+        "bind_password": "search-pw",
+        "people": {"dave": ["dave-pw", ["readers"]], "alice": ["directory-alice-pw", []]},
+    }
+    (setup["dir"] / "ldap.json").write_text(json.dumps(settings))
+    _configure(setup, ldap=str(setup["dir"] / "ldap.json"))
+    return setup["dir"] / "ldap.json"
+
+
+def test_a_directory_user_gets_the_rights_of_the_groups_the_directory_gives(setup, directory):
+    query = "service=test-registry&scope=repository:alice/app:pull,push"
+    answer = call(setup["app"], query, "dave", "dave-pw")
+    assert answer["status"] == 200
+    assert claims_of(setup, answer)["access"] == [
+        {"type": "repository", "name": "alice/app", "actions": ["pull"]}
+    ]
+    # The group is dave's only in this token: the rules' own groups are unchanged.
+    assert setup["service"]._acl.get()["groups"] == {"readers": ["carol"]}
+
+
+def test_a_local_account_wins_a_name_clash_and_the_directory_is_not_asked(setup, directory):
+    assert _token(setup, "alice", "directory-alice-pw") == 401
+    assert _token(setup, "alice", "alice-pw") == 200
+    assert "alice" not in _StandInDirectory.asked
+
+
+def test_a_directory_that_cannot_tell_answers_503_and_counts_no_failure(setup, directory, capsys):
+    directory.write_text(json.dumps({"bind_password": "x", "down": True, "people": {}}))
+    for _attempt in range(5):  # more than the failure limit (3)
+        answer = call(setup["app"], "service=test-registry", "dave", "dave-pw")
+        assert answer["status"] == 503
+        assert answer["headers"]["Retry-After"] == "30"
+    assert "directory: LDAPSocketOpenError: refused" in capsys.readouterr().err
+    assert _token(setup, "alice", "alice-pw") == 200  # local accounts still work
+    directory.write_text(json.dumps({"bind_password": "x", "people": {"dave": ["dave-pw", []]}}))
+    assert _token(setup, "dave", "dave-pw") == 200  # read again; dave was never limited
+
+
+def test_without_a_directory_unknown_names_are_refused_without_asking_one(setup):
+    assert _token(setup, "dave", "dave-pw") == 401
+    assert setup["service"].directory() is None

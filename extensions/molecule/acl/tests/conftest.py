@@ -53,3 +53,34 @@ def front_name():
 @pytest.fixture(scope="session")
 def front_address():
     return container_address("registry")
+
+
+# Run on a client (argv: url user password threads seconds): `threads` callers fetch tokens
+# (HTTPS, basic credentials, a new connection each time as docker does) for `seconds`; how
+# many, how many failed, p50 and p95 in ms (as JSON).
+TOKEN_LOAD = r"""
+import base64, json, ssl, sys, threading, time, urllib.request
+url, user, password = sys.argv[1:4]
+threads, seconds = int(sys.argv[4]), float(sys.argv[5])
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+latencies, failures, lock = [], [], threading.Lock()
+end = time.monotonic() + seconds
+def caller():
+    while time.monotonic() < end:
+        started = time.monotonic()
+        try:
+            request = urllib.request.Request(url, headers={"Authorization": auth})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                ok = response.status == 200 and json.load(response).get("token")
+        except Exception as exc:
+            ok = False
+        with lock:
+            (latencies if ok else failures).append((time.monotonic() - started) * 1000)
+workers = [threading.Thread(target=caller) for _ in range(threads)]
+for worker in workers: worker.start()
+for worker in workers: worker.join()
+latencies.sort()
+print(json.dumps({"tokens": len(latencies), "failed": len(failures), "seconds": seconds,
+                  "p50_ms": latencies[len(latencies) // 2] if latencies else None,
+                  "p95_ms": latencies[int(len(latencies) * 0.95)] if latencies else None}))
+"""

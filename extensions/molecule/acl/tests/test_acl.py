@@ -15,7 +15,16 @@ import time
 
 import jwt
 import pytest
-from conftest import ARTIFACTS, ISSUER, PASSWORDS, REALM, REGISTRY, SERVICE, docker_as
+from conftest import (
+    ARTIFACTS,
+    ISSUER,
+    PASSWORDS,
+    REALM,
+    REGISTRY,
+    SERVICE,
+    TOKEN_LOAD,
+    docker_as,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from registry_helpers import converge, http, pull_load, push_unique_image, recap, test_host
@@ -293,35 +302,6 @@ def test_the_token_service_logs_no_password_and_no_token(server, client):
     assert server.check_output("ps -o user= -C gunicorn | sort -u") == "registry-token"
 
 
-# Run on the client: `threads` callers fetch tokens (HTTPS, basic credentials, a new
-# connection each time as docker does) for `seconds`; latencies in ms.
-_TOKEN_LOAD = r"""
-import base64, json, ssl, sys, threading, time, urllib.request
-url, user, password = sys.argv[1:4]
-threads, seconds = int(sys.argv[4]), float(sys.argv[5])
-auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-latencies, failures, lock = [], [], threading.Lock()
-end = time.monotonic() + seconds
-def caller():
-    while time.monotonic() < end:
-        started = time.monotonic()
-        try:
-            request = urllib.request.Request(url, headers={"Authorization": auth})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                ok = response.status == 200 and json.load(response).get("token")
-        except Exception as exc:
-            ok = False
-        with lock:
-            (latencies if ok else failures).append((time.monotonic() - started) * 1000)
-workers = [threading.Thread(target=caller) for _ in range(threads)]
-for worker in workers: worker.start()
-for worker in workers: worker.join()
-latencies.sort()
-print(json.dumps({"tokens": len(latencies), "failed": len(failures), "seconds": seconds,
-                  "p50_ms": latencies[len(latencies) // 2] if latencies else None,
-                  "p95_ms": latencies[int(len(latencies) * 0.95)] if latencies else None}))
-"""
-
 _BCRYPT_FLOOR = r"""
 import time
 from passlib.hash import bcrypt
@@ -336,7 +316,7 @@ print((time.monotonic() - started) / 20 * 1000)
 def test_token_service_load_with_20_concurrent_clients(server, client):
     query = "?service=%s&scope=repository:alice/app:pull" % SERVICE
     out = client.check_output(
-        "python3 -c %s %s %s %s 20 10", _TOKEN_LOAD, REALM + query, "alice", PASSWORDS["alice"]
+        "python3 -c %s %s %s %s 20 10", TOKEN_LOAD, REALM + query, "alice", PASSWORDS["alice"]
     )
     load = json.loads(out)
     bcrypt_ms = float(server.check_output("python3 -c %s", _BCRYPT_FLOOR))
