@@ -14,8 +14,10 @@ GET  /token/catalog  (HTTP basic credentials or none): the registry's catalog, o
 
 Answers a JWT signed with the service's key (ES256, its certificate in the x5c header),
 granting what the access rules (token_acl, beside this file) allow. Users come from the
-htpasswd file the role keeps, rules from a JSON file it renders; both are re-read when they
-change, so user and rule changes need no restart. Passwords and tokens are never logged.
+htpasswd file the role keeps and, when ldap.json is configured, from the company directory
+(token_ldap; a local account wins a name clash, a directory that cannot answer gives 503);
+rules from a JSON file the role renders. All are re-read when they change, so user, rule
+and directory changes need no restart. Passwords and tokens are never logged.
 Failed logins are limited per account and source address, and per source address over all
 accounts; password checks run a few at a time. The source address is the peer's, or the
 X-Real-IP a trusted proxy (the web front) names.
