@@ -274,7 +274,14 @@ class TokenService:
             return None
         if self._directory[0] != path:
             self._directory = (path, _Reloading(path, _load_directory))
-        return self._directory[1].get()
+        try:
+            return self._directory[1].get()
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            # Settings being replaced or removed (a converge between its steps), or broken:
+            # the directory's people wait (503); never a 500 or a wrong-password 401.
+            raise token_ldap.DirectoryUnavailable(
+                "the directory settings %s cannot be read: %s" % (path, type(error).__name__)
+            ) from error
 
     def authenticate(self, username, password):
         """A Login when the password is right, else False. A local account (the htpasswd

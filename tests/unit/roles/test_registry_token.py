@@ -665,6 +665,14 @@ def test_a_directory_that_cannot_tell_answers_503_and_counts_no_failure(setup, d
     assert _token(setup, "dave", "dave-pw") == 200  # read again; dave was never limited
 
 
+def test_directory_settings_that_cannot_be_read_answer_503_not_500(setup, directory):
+    directory.unlink()  # named by service.json, removed by a converge between its steps
+    assert _token(setup, "dave", "dave-pw") == 503
+    assert _token(setup, "alice", "alice-pw") == 200
+    directory.write_text("{not json")
+    assert _token(setup, "dave", "dave-pw") == 503
+
+
 def test_without_a_directory_unknown_names_are_refused_without_asking_one(setup):
     assert _token(setup, "dave", "dave-pw") == 401
     assert setup["service"].directory() is None
