@@ -24,7 +24,8 @@ ACTIONS = ("pull", "push", "delete")
 ANONYMOUS = "anonymous"
 ACCOUNT_PLACEHOLDER = "${account}"
 _RULE_KEYS = ("account", "group", "repository", "catalog", "actions", "comment")
-_GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What a group name may be (registry_token_groups, and the directory's group mapping).
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The repository grammar's characters, plus the glob's * and ?.
 _PATTERN_TEXT = re.compile(r"^[a-z0-9._/*?-]*$")
 # distribution's repository name grammar (reference/regexp.go) and its length limit: a name
@@ -64,7 +65,7 @@ def acl_problems(rules, groups):
     if not isinstance(groups, dict):
         return ["registry_token_groups must be a mapping of group name to a list of user names"]
     for name, members in groups.items():
-        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+        if not isinstance(name, str) or not GROUP_NAME.match(name):
             problems.append(
                 "registry_token_groups: group name %r must be 1-64 letters, digits, '_', '.', '-'"
                 % (name,)

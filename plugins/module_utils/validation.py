@@ -17,6 +17,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from ansible_collections.privreg.registry.plugins.module_utils.retention import rule_problems
+from ansible_collections.privreg.registry.plugins.module_utils.token_acl import GROUP_NAME
 
 # Directories a service's base directory must never be: the role would change their
 # owner and mode (a base_dir of /tmp would lose its 1777), or they are virtual/volatile.
@@ -376,7 +377,6 @@ def retention_rules(value):
 # An LDAP distinguished name (RFC 4514, loosely): attribute=value pairs joined by commas;
 # a value may carry a special character escaped with a backslash.
 _DN_PART = re.compile(r"\s*[A-Za-z][A-Za-z0-9-]*\s*=\s*(?:[^,+\"\\<>;=]|\\[0-9A-Fa-f]{2}|\\[ -~])+")
-_GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def ldap_dn(value, empty=False):
@@ -420,7 +420,7 @@ def ldap_group_map(value):
         problem = ldap_dn(dn)
         if problem:
             return "has the key %r, which %s" % (dn, problem)
-        if not isinstance(name, str) or not _GROUP_NAME.match(name):
+        if not isinstance(name, str) or not GROUP_NAME.match(name):
             return "[%s] (%r) is not a group name (letters, digits, '.', '_', '-'; at most 64)" % (
                 dn,
                 name,

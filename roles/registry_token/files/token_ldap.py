@@ -36,7 +36,7 @@ def normal_dn(dn):
     the separators (the directory may spell a DN another way than the settings)."""
     try:
         return ",".join(
-            "%s=%s" % (name.strip().lower(), value.strip().lower())
+            "%s=%s" % (name.lower(), value.lower())
             for name, value, _separator in parse_dn(dn, strip=True)
         )
     except ldap_errors.LDAPInvalidDnError:
@@ -167,6 +167,5 @@ class Directory:
         return [entry.entry_dn for entry in self._search(connection, base, search_filter, [])]
 
     def _mapped(self, group_dns):
-        return frozenset(
-            self._groups[normal_dn(dn)] for dn in group_dns if normal_dn(dn) in self._groups
-        )
+        normal = (normal_dn(dn) for dn in group_dns)
+        return frozenset(self._groups[dn] for dn in normal if dn in self._groups)
