@@ -5,6 +5,7 @@ Hosts are reached with `docker exec` into the containers resources/create.yml ma
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -20,6 +21,9 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REGISTRY_PORT = 5000
 REPO = Path(__file__).resolve().parents[2]
@@ -505,3 +509,62 @@ def storage_s3(variables):
         aws_secret_access_key=variables["s3_secret_key"],
         region_name="us-east-1",
     )
+
+
+# --- an operator's PKI, for the tests of provided TLS ------------------------------------
+
+
+def operator_certificate(subject, key, issuer_name, issuer_key, ca, names=()):
+    """A certificate of an operator's PKI (a CA when ca, else a server certificate for
+    names), with what strict verifiers (Python 3.13, Go) ask for: key usage and key
+    identifiers."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def pem(*objects):
+    """Certificates and private keys (PKCS#8, unencrypted) as one PEM text."""
+    out = b""
+    for item in objects:
+        if isinstance(item, x509.Certificate):
+            out += item.public_bytes(serialization.Encoding.PEM)
+        else:
+            out += item.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+    return out

@@ -7,7 +7,6 @@ artifacts/acme.json.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -16,13 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from registry_helpers import (
     SERVER_STATE,
     converge,
+    operator_certificate,
+    pem,
     pull_and_check_digest,
     pull_load,
     push_unique_image,
@@ -235,70 +233,14 @@ def test_without_a_private_root_clients_get_no_ca_and_pebbles_chain_fails(client
 # --- provided: an operator's chain ------------------------------------------------------
 
 
-def _certificate(subject, key, issuer_name, issuer_key, ca, names=()):
-    """A certificate with what strict verifiers (Python 3.13, Go) ask for: key usage and
-    key identifiers."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    if names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        ).add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(*objects):
-    out = b""
-    for item in objects:
-        if isinstance(item, x509.Certificate):
-            out += item.public_bytes(serialization.Encoding.PEM)
-        else:
-            out += item.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-    return out
-
-
 @pytest.fixture(scope="module")
 def operator_pki():
     """root -> intermediate -> leaf for the registry's names, and two bad variants."""
     keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("root", "inter", "leaf", "x")}
-    root = _certificate(
+    root = operator_certificate(
         "Test Operator Root", keys["root"], "Test Operator Root", keys["root"], True
     )
-    inter = _certificate(
+    inter = operator_certificate(
         "Test Operator Intermediate",
         keys["inter"],
         "Test Operator Root",
@@ -306,10 +248,10 @@ def operator_pki():
         True,
     )
     names = ["registry", NAME]
-    leaf = _certificate(
+    leaf = operator_certificate(
         "registry", keys["leaf"], "Test Operator Intermediate", keys["inter"], False, names
     )
-    other = _certificate(
+    other = operator_certificate(
         "other",
         keys["leaf"],
         "Test Operator Intermediate",
@@ -319,11 +261,11 @@ def operator_pki():
     )
     directory = Path(tempfile.mkdtemp(prefix="operator-pki-", dir=EPHEMERAL))
     files = {
-        "root": _pem(root),
-        "chain": _pem(leaf, inter),
-        "key": _pem(keys["leaf"]),
-        "wrong_key": _pem(keys["x"]),
-        "other_chain": _pem(other, inter),
+        "root": pem(root),
+        "chain": pem(leaf, inter),
+        "key": pem(keys["leaf"]),
+        "wrong_key": pem(keys["x"]),
+        "other_chain": pem(other, inter),
     }
     for name, data in files.items():
         (directory / (name + ".pem")).write_bytes(data)

@@ -2,17 +2,14 @@
 that is not the certificate's is refused before anything on the host changes. Runs after
 the other files: it converges the front with the operator's material, then back."""
 
-import datetime
 import hashlib
 import ssl
 
 import pytest
 from conftest import FRONT
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from registry_helpers import container_address, converge, recap
+from registry_helpers import container_address, converge, operator_certificate, pem, recap
 
 FILES = ("/opt/registry-web/certs/web.crt", "/opt/registry-web/certs/web.key")
 # The registry's CA, which signed the front's certificate in issued mode (the client was
@@ -31,74 +28,28 @@ PROBE = (
 
 def served_fingerprint():
     """SHA-256 of the certificate the front serves (fetched without verifying it)."""
-    pem = ssl.get_server_certificate((container_address("web"), 443), timeout=10)
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    served = ssl.get_server_certificate((container_address("web"), 443), timeout=10)
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest()
 
 
 def probe(client, ca_file):
     return client.check_output("python3 -c %s https://%s/v2/ %s", PROBE, FRONT, ca_file)
 
 
-def _name(common_name):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _pem(key):
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 @pytest.fixture(scope="module")
 def operator_material(tmp_path_factory):
     """An operator's CA and its server certificate for the front's name, and a key that
     belongs to neither, as files on the controller."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Operator Root for the web test"))
-        .issuer_name(_name("Operator Root for the web test"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name(FRONT))
-        .issuer_name(ca.subject)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(FRONT)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        # Python 3.13's clients (Debian 13) verify strictly: a leaf names its issuer's key.
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("ca", "leaf", "other")}
+    root = "Operator Root for the web test"
+    ca = operator_certificate(root, keys["ca"], root, keys["ca"], True)
+    leaf = operator_certificate(FRONT, keys["leaf"], root, keys["ca"], False, [FRONT])
     directory = tmp_path_factory.mktemp("operator-tls")
-    paths = {name: directory / (name + ".pem") for name in ("ca", "cert", "key", "other_key")}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(_pem(leaf_key))
-    paths["other_key"].write_bytes(_pem(ec.generate_private_key(ec.SECP256R1())))
+    files = {"ca": pem(ca), "cert": pem(leaf), "key": pem(keys["leaf"])}
+    files["other_key"] = pem(keys["other"])
+    paths = {name: directory / (name + ".pem") for name in files}
+    for name, data in files.items():
+        paths[name].write_bytes(data)
     return paths, leaf.fingerprint(hashes.SHA256()).hex()
 
 
