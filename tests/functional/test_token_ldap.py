@@ -43,7 +43,7 @@ def ca_file(tmp_path_factory):
             "-d",
             "0",
             "-h",
-            "ldap:/// ldaps:///",
+            "ldap:/// ldaps:/// ldapi:///",  # ldapi: root's changes (_ldapmodify)
             "-u",
             "openldap",
             "-g",
@@ -116,6 +116,50 @@ def test_a_wrong_password_an_unknown_name_and_an_empty_password_are_refused(ca_f
     assert ldap.authenticate("nobody", "dave-ldap-pw") is None
     # An empty password would make an unauthenticated bind, which the directory accepts.
     assert ldap.authenticate("dave", "") is None
+
+
+def _ldapmodify(ldif):
+    """A change made as the directory's root (ldapi in the container)."""
+    subprocess.run(
+        [
+            "docker",
+            "exec",
+            "-i",
+            CONTAINER,
+            "ldapmodify",
+            "-Q",
+            "-Y",
+            "EXTERNAL",
+            "-H",
+            "ldapi:///",
+        ],
+        input=ldif,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_a_disabled_person_cannot_sign_in(ca_file):
+    # frank is disabled as OpenLDAP disables an account (ppolicy, locked for good); his
+    # password is right, as the control shows: unlocked, he signs in with his group.
+    ldap = directory(ca_file)
+    assert ldap.authenticate("frank", "frank-ldap-pw") is None
+    frank = "dn: uid=frank,ou=people,%s\nchangetype: modify\n" % SUFFIX
+    _ldapmodify(frank + "delete: pwdAccountLockedTime\n")
+    try:
+        assert ldap.authenticate("frank", "frank-ldap-pw") == {"readers"}
+    finally:
+        _ldapmodify(frank + "add: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+    assert ldap.authenticate("frank", "frank-ldap-pw") is None
+
+
+def test_a_nested_group_does_not_count(ca_file):
+    # grace is in registry-ops, which is a member of registry-admins: she is no admin. The
+    # control: dave, a direct member of registry-admins, is.
+    ldap = directory(ca_file)
+    assert ldap.authenticate("grace", "grace-ldap-pw") == set()
+    assert ldap.authenticate("dave", "dave-ldap-pw") == {"admins"}
 
 
 def test_filter_characters_in_a_name_match_nothing(ca_file):

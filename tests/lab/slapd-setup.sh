@@ -2,7 +2,9 @@
 # A directory for the token service's LDAP sign-in tests (Dockerfile.slapd): OpenLDAP with
 # the suffix dc=privreg,dc=test, LDAPS on 636 and StartTLS on 389 with a certificate from a
 # CA made here (served as /srv/ldap-ca.crt for the tests to trust), a service account that
-# may search, people and groups (groupOfNames). Passwords are the test's own.
+# may search, people and groups (groupOfNames). Passwords are the test's own. frank is
+# disabled the way OpenLDAP disables an account (ppolicy: locked for good); grace is an
+# admin only through a nested group (registry-ops, a member of registry-admins).
 set -eu
 
 SUFFIX=dc=privreg,dc=test
@@ -46,6 +48,18 @@ replace: olcAccess
 olcAccess: {0}to * by dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth manage by * break
 olcAccess: {1}to attrs=userPassword by anonymous auth by * none
 olcAccess: {2}to * by dn.exact="cn=registry-search,$SUFFIX" read by * none
+
+dn: cn=module{0},cn=config
+changetype: modify
+add: olcModuleLoad
+olcModuleLoad: ppolicy
+
+dn: olcOverlay=ppolicy,olcDatabase={1}mdb,cn=config
+changetype: add
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: ppolicy
+olcPPolicyDefault: cn=default,ou=policies,$SUFFIX
 LDIF
 
 hash() { slappasswd -h '{SSHA}' -s "$1"; }
@@ -75,15 +89,39 @@ $(person erin erin-ldap-pw)
 
 $(person alice alice-ldap-pw)
 
+$(person frank frank-ldap-pw)
+pwdAccountLockedTime: 000001010000Z
+
+$(person grace grace-ldap-pw)
+
+dn: ou=policies,$SUFFIX
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,$SUFFIX
+objectClass: device
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+# Without it ppolicy ignores pwdAccountLockedTime; no pwdMaxFailure: failures lock nobody.
+pwdLockout: TRUE
+
+dn: cn=registry-ops,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: registry-ops
+member: uid=grace,ou=people,$SUFFIX
+
 dn: cn=registry-admins,ou=groups,$SUFFIX
 objectClass: groupOfNames
 cn: registry-admins
 member: uid=dave,ou=people,$SUFFIX
+member: cn=registry-ops,ou=groups,$SUFFIX
 
 dn: cn=registry-readers,ou=groups,$SUFFIX
 objectClass: groupOfNames
 cn: registry-readers
 member: uid=erin,ou=people,$SUFFIX
+member: uid=frank,ou=people,$SUFFIX
 LDIF
 
 kill "$(cat /run/slapd/slapd.pid)"
