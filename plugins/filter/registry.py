@@ -18,6 +18,10 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.privreg.registry.plugins.module_utils import validation
 from ansible_collections.privreg.registry.plugins.module_utils.htpasswd import user_problems
+from ansible_collections.privreg.registry.plugins.module_utils.robots import (
+    prefix_problem,
+    robot_problems,
+)
 from ansible_collections.privreg.registry.plugins.module_utils.token_acl import acl_problems
 
 # S3 parameters written only when set: an empty value would override the driver's default.
@@ -177,6 +181,15 @@ def registry_acl_problems(rules, groups):
     return acl_problems(rules, groups)
 
 
+def registry_robot_problems(robots, prefix="robot$", variable="registry_token_robots"):
+    """The problems of robot accounts and their prefix (module_utils.robots); no secret."""
+    problems = robot_problems(robots, variable)
+    problem = prefix_problem(prefix)
+    if problem:
+        problems.append("registry_token_robot_prefix (%r) %s" % (prefix, problem))
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -184,6 +197,7 @@ class FilterModule:
             "compose_env_file": compose_env_file,
             "host_ipv4_addresses": host_ipv4_addresses,
             "host_ipv4_networks": host_ipv4_networks,
+            "robot_problems": registry_robot_problems,
             "name_constraints": name_constraints,
             "storage_parameters": storage_parameters,
             "storage_secret_env": storage_secret_env,

@@ -97,19 +97,24 @@ def acl_problems(rules, groups):
             problems.append(
                 "%s: group %r is not defined in registry_token_groups" % (where, rule["group"])
             )
-        is_catalog = rule.get("catalog", False) is True
-        if ("repository" in rule) == is_catalog:
-            problems.append(
-                "%s must have exactly one of repository (a glob) and catalog: true" % where
-            )
-        elif "repository" in rule:
-            problems.extend(_pattern_problems(where, rule["repository"]))
-        actions = rule.get("actions", ["*"] if is_catalog else None)
-        if not isinstance(actions, list) or not all(a in ACTIONS + ("*",) for a in actions):
-            problems.append(
-                "%s: actions must be a list of pull, push, delete or '*' (an empty list denies)"
-                % where
-            )
+        problems.extend(resource_problems(where, rule))
+    return problems
+
+
+def resource_problems(where, rule):
+    """What is wrong with a rule's resource (a repository glob or catalog: true) and its
+    actions, as sentences starting with ``where``; shared with the robots' rules."""
+    problems = []
+    is_catalog = rule.get("catalog", False) is True
+    if ("repository" in rule) == is_catalog:
+        problems.append("%s must have exactly one of repository (a glob) and catalog: true" % where)
+    elif "repository" in rule:
+        problems.extend(_pattern_problems(where, rule["repository"]))
+    actions = rule.get("actions", ["*"] if is_catalog else None)
+    if not isinstance(actions, list) or not all(a in ACTIONS + ("*",) for a in actions):
+        problems.append(
+            "%s: actions must be a list of pull, push, delete or '*' (an empty list denies)" % where
+        )
     return problems
 
 

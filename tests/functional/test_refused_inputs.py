@@ -201,6 +201,50 @@ CASES = [
         "registry_token_password_checks (0) is outside 1-256",
     ),
     (
+        "token-robot-with-a-bad-expiry-and-a-short-secret",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_robots": [
+                {
+                    "name": "ci",
+                    "secret": "x7q!",
+                    "expires": "30.06.2027",
+                    "access": [{"repository": "team/*", "actions": ["pull"]}],
+                }
+            ],
+        },
+        "registry_token_robots[0] (ci): expires '30.06.2027' is not a date",
+    ),
+    (
+        "token-robot-without-rules",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_token_robots": [{"name": "ci", "expires": "never", "access": []}],
+        },
+        "registry_token_robots[0] (ci): access must be a non-empty list",
+    ),
+    (
+        "token-user-named-like-a-robot",
+        "server",
+        {
+            "registry_server_auth_mode": "token",
+            "registry_server_users": [{"name": "robot$ci", "password": "pw-of-a-user"}],
+        },
+        "registry_server_users names robot$ci, which start(s) with the robot prefix robot$",
+    ),
+    (
+        "robots-without-token-mode",
+        "server",
+        {
+            "registry_token_robots": [
+                {"name": "ci", "expires": "never", "access": [{"catalog": True}]}
+            ],
+        },
+        "registry_token_robots and registry_token_ldap_urls are sign-ins of the token service",
+    ),
+    (
         "token-ldap-plain-without-opt-in",
         "server",
         {

@@ -16,8 +16,10 @@ Answers a JWT signed with the service's key (ES256, its certificate in the x5c h
 granting what the access rules (token_acl, beside this file) allow. Users come from the
 htpasswd file the role keeps and, when ldap.json is configured, from the company directory
 (token_ldap; a local account wins a name clash, a directory that cannot answer gives 503);
-rules from a JSON file the role renders. All are re-read when they change, so user, rule
-and directory changes need no restart. Passwords and tokens are never logged.
+rules from a JSON file the role renders. Robots (robots.json: a name with the robot prefix,
+a bcrypt hash, an expiry) get only their own rules, until their expiry. All are re-read
+when they change, so user, robot, rule and directory changes need no restart. Passwords
+and tokens are never logged.
 Failed logins are limited per account and source address, and per source address over all
 accounts; password checks run a few at a time. The source address is the peer's, or the
 X-Real-IP a trusted proxy (the web front) names.
@@ -160,6 +162,18 @@ def _load_acl(path):
     return acl
 
 
+def _load_robots(path):
+    """robots.json: robot account -> {hash, expires (seconds since the epoch, or None),
+    access (the robot's own rules)}."""
+    with open(path, encoding="utf-8") as handle:
+        robots = json.load(handle)["robots"]
+    for account, robot in robots.items():
+        problems = token_acl.acl_problems(robot["access"], {})
+        if problems:
+            raise ValueError("invalid rules of %s in %s: %s" % (account, path, "; ".join(problems)))
+    return robots
+
+
 def _load_directory(path):
     """The directory of ldap.json (its settings and the service account's password)."""
     with open(path, encoding="utf-8") as handle:
@@ -167,8 +181,10 @@ def _load_directory(path):
     return token_ldap.Directory(settings, settings.pop("bind_password"))
 
 
-# A right password: the user's groups from the directory (empty for a local account).
-Login = collections.namedtuple("Login", "groups")
+# A right password: the user's groups from the directory (empty for a local account), and
+# for a robot its own rules (None: the access rules of people).
+Login = collections.namedtuple("Login", "groups rules")
+PERSON = Login(frozenset(), None)
 
 
 class _Signer:
@@ -215,6 +231,7 @@ class TokenService:
         self._password_checks = Bound()
         self._trusted = (None, TrustedProxies())  # (settings, proxies)
         self._directory = (None, None)  # (ldap.json's path, its _Reloading)
+        self._robots = (None, None)  # (robots.json's path, its _Reloading)
         self._dummy = (None, None)  # (cost, hash), made on first use
 
     def login_rules(self):
@@ -283,15 +300,59 @@ class TokenService:
                 "the directory settings %s cannot be read: %s" % (path, type(error).__name__)
             ) from error
 
+    def robots(self):
+        """The robots robots.json holds now ({} when service.json names none, or the file
+        cannot be read: then no robot signs in, and the journal says why)."""
+        path = self._signer.get().config.get("robots")
+        if not path:
+            return {}
+        if self._robots[0] != path:
+            self._robots = (path, _Reloading(path, _load_robots))
+        try:
+            return self._robots[1].get()
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print("robots: %s cannot be read: %s" % (path, type(error).__name__), file=sys.stderr)
+            return {}
+
+    def _check_hash(self, password, hashed):
+        try:
+            return bcrypt.verify(password, hashed)
+        except ValueError:  # e.g. a password beyond bcrypt's 72 bytes
+            return False
+
+    def _robot_login(self, account, password):
+        """A robot's Login (its own rules) for its right secret before its expiry."""
+        robot = self.robots().get(account)
+        if robot is None:
+            self._check_hash(password, self.dummy_hash())
+            return False
+        if not self._check_hash(password, robot["hash"]):
+            return False
+        expires = robot.get("expires")
+        if expires is not None and self._clock() >= expires:
+            # Only a caller with the right secret learns it expired (from the journal).
+            print(
+                "login: robot %s expired at %s"
+                % (account, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))),
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        return Login(frozenset(), robot["access"])
+
     def authenticate(self, username, password):
-        """A Login when the password is right, else False. A local account (the htpasswd
-        file, bcrypt) wins a name clash with the directory: robots and break-glass admins
-        keep working whatever the directory holds or does. Other names are the directory's;
+        """A Login when the password is right, else False. A name with the robot prefix is
+        a robot's and nobody else's. A local account (the htpasswd file, bcrypt) wins a name
+        clash with the directory: robots and break-glass admins keep working whatever the
+        directory holds or does. Other names are the directory's;
         token_ldap.DirectoryUnavailable when it cannot tell."""
+        prefix = self._signer.get().config.get("robot_prefix")
+        if prefix and username.startswith(prefix):
+            return self._robot_login(username, password)
         users = self._users.get()
         try:
             if users.get_hash(username) is not None:
-                return Login(frozenset()) if users.check_password(username, password) else False
+                return PERSON if users.check_password(username, password) else False
         except ValueError:  # e.g. a password beyond bcrypt's 72 bytes
             return False
         directory = self.directory()
@@ -300,18 +361,22 @@ class TokenService:
                 bcrypt.verify(password, self.dummy_hash())
             return False
         groups = directory.authenticate(username, password)
-        return False if groups is None else Login(groups)
+        return False if groups is None else Login(groups, None)
 
-    def _rules(self, account, directory_groups):
-        """The access rules, and the groups with ``account`` in the directory's groups."""
+    def _rules(self, account, login):
+        """The rules that decide for the caller and the groups they name: a robot's own
+        rules, or the access rules with ``account`` in its groups from the directory."""
+        if login.rules is not None:
+            return login.rules, {}
+        directory_groups = login.groups
         acl = self._acl.get()
         groups = dict(acl.get("groups", {}))
         for group in directory_groups:
             groups[group] = list(groups.get(group, ())) + [account]
         return acl["rules"], groups
 
-    def access(self, account, scopes, directory_groups=frozenset()):
-        rules, groups = self._rules(account, directory_groups)
+    def access(self, account, scopes, login=PERSON):
+        rules, groups = self._rules(account, login)
         granted = []
         for scope in scopes:
             parsed = token_acl.parse_scope(scope)
@@ -322,19 +387,19 @@ class TokenService:
             granted.append({"type": resource_type, "name": name, "actions": actions})
         return granted
 
-    def may_pull(self, account, names, directory_groups=frozenset()):
+    def may_pull(self, account, names, login=PERSON):
         """The names among ``names`` that ``account`` may pull."""
-        rules, groups = self._rules(account, directory_groups)
+        rules, groups = self._rules(account, login)
         return [
             name
             for name in names
             if "pull" in token_acl.grant(rules, groups, account, "repository", name, ["pull"])
         ]
 
-    def may_list(self, account, directory_groups=frozenset()):
+    def may_list(self, account, login=PERSON):
         """Whether /token/catalog can show ``account`` any name: a signed-in user whom some
         rule lets pull; a caller without credentials only with the catalog right."""
-        rules, groups = self._rules(account, directory_groups)
+        rules, groups = self._rules(account, login)
         if account == token_acl.ANONYMOUS:
             granted = token_acl.grant(rules, groups, account, "registry", "catalog", ["*"])
             if not granted:
@@ -440,14 +505,14 @@ def _error(start_response, status, code, message, extra=()):
 
 
 def _caller(service, environ, credentials, start_response):
-    """(account, its directory groups, None) for valid or no credentials, else (None, None,
-    the refusal to answer). A directory that cannot answer gets 503, not a failure.
+    """(account, its Login, None) for valid or no credentials, else (None, None, the
+    refusal to answer). A directory that cannot answer gets 503, not a failure.
 
     Failures count per (account, client address) and per client address: the client's own
     failures, never another client's, lock an account out for it (behind the front, the
     address is the one the front saw)."""
     if credentials is None:
-        return token_acl.ANONYMOUS, frozenset(), None
+        return token_acl.ANONYMOUS, PERSON, None
     username, password = credentials
     rules = service.login_rules()
     address = client_address(environ, rules.trusted_proxies)
@@ -496,7 +561,7 @@ def _caller(service, environ, credentials, start_response):
             [("WWW-Authenticate", 'Basic realm="registry token service"')],
         )
         return None, None, refusal
-    return username, checked.groups, None
+    return username, checked, None
 
 
 def _token_request(service, environ):
@@ -529,10 +594,10 @@ def make_app(service):
         credentials, scopes, requested_service = asked
         if requested_service != service.service:
             return _error(start_response, "400 Bad Request", "UNSUPPORTED", "unknown service")
-        account, groups, refusal = _caller(service, environ, credentials, start_response)
+        account, login, refusal = _caller(service, environ, credentials, start_response)
         if refusal is not None:
             return refusal
-        issued = service.token(account, service.access(account, scopes, groups))
+        issued = service.token(account, service.access(account, scopes, login))
         body = {
             "token": issued,
             "access_token": issued,
@@ -543,10 +608,10 @@ def make_app(service):
 
     def catalog(environ, start_response):
         credentials = _basic_credentials(environ)
-        account, groups, refusal = _caller(service, environ, credentials, start_response)
+        account, login, refusal = _caller(service, environ, credentials, start_response)
         if refusal is not None:
             return refusal
-        if not service.may_list(account, groups):
+        if not service.may_list(account, login):
             return _respond(start_response, "200 OK", {"repositories": []})
         try:
             names = service.catalog_names()
@@ -559,7 +624,7 @@ def make_app(service):
                 "the registry's catalog is unavailable",
             )
         return _respond(
-            start_response, "200 OK", {"repositories": service.may_pull(account, names, groups)}
+            start_response, "200 OK", {"repositories": service.may_pull(account, names, login)}
         )
 
     def app(environ, start_response):

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from passlib.apache import HtpasswdFile
 from passlib.hash import bcrypt
 
-from ansible_collections.privreg.registry.plugins.module_utils import token_acl
+from ansible_collections.privreg.registry.plugins.module_utils import robots, token_acl
 from ansible_collections.privreg.registry.tests.unit.roles.role_files import (
     cert_pem,
     key_pem,
@@ -676,3 +676,106 @@ def test_directory_settings_that_cannot_be_read_answer_503_not_500(setup, direct
 def test_without_a_directory_unknown_names_are_refused_without_asking_one(setup):
     assert _token(setup, "dave", "dave-pw") == 401
     assert setup["service"].directory() is None
+
+
+# --- robot accounts (robots.json as module_utils.robots writes it) ---------------------------
+
+ROBOT_SECRET = "the ci robot's secret value"
+
+
+@pytest.fixture
+def robots_file(setup):
+    """robot$ci: push and pull on team/*, until a minute from now (the service's clock)."""
+
+    def write(listed):
+        planned = robots.plan({}, listed, "robot$", 4)[0]
+        (setup["dir"] / "robots.json").write_text(robots.render(planned))
+
+    ci = {
+        "name": "ci",
+        "secret": ROBOT_SECRET,
+        "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60)),
+        "access": [{"repository": "team/*", "actions": ["pull", "push"]}],
+    }
+    write([ci])
+    _configure(setup, robots=str(setup["dir"] / "robots.json"), robot_prefix="robot$")
+    return {"write": write, "ci": ci}
+
+
+def _granted(setup, user, password, *scopes):
+    query = "service=test-registry" + "".join("&scope=" + scope for scope in scopes)
+    answer = call(setup["app"], query, user, password)
+    assert answer["status"] == 200, answer
+    return {item["name"]: item["actions"] for item in claims_of(setup, answer)["access"]}
+
+
+def test_a_robot_gets_exactly_its_own_rules(setup, robots_file):
+    access = _granted(
+        setup,
+        "robot$ci",
+        ROBOT_SECRET,
+        "repository:team/app:pull,push,delete",
+        "repository:public/app:pull",  # anonymous may pull it: a rule of people
+        "repository:robot$ci/app:pull,push",  # ${account}/* of people
+    )
+    assert access == {"team/app": ["pull", "push"], "public/app": [], "robot$ci/app": []}
+
+
+def test_a_robots_wrong_secret_is_a_counted_failure(setup, robots_file):
+    statuses = [_token(setup, "robot$ci", "wrong secret %d" % n) for n in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_a_robot_is_refused_from_its_expiry_without_a_restart(setup, robots_file, capsys):
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 200
+    expires = robots.expiry_seconds(robots_file["ci"]["expires"])
+    setup["service"]._clock = lambda: expires  # the moment it expires
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 401
+    assert "login: robot robot$ci expired at %s" % robots_file["ci"]["expires"] in (
+        capsys.readouterr().err
+    )
+    setup["service"]._clock = lambda: expires - 1
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 200
+
+
+def test_a_removed_robot_is_refused_at_its_next_sign_in(setup, robots_file):
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 200
+    robots_file["write"]([])
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 401
+
+
+def test_a_name_with_the_prefix_is_only_ever_a_robots(setup, robots_file):
+    # A local user of that name (preflight refuses one) still cannot sign in.
+    users = HtpasswdFile(str(setup["dir"] / "htpasswd"))
+    users.set_hash("robot$ghost", bcrypt.using(rounds=4).hash("ghost-pw"))
+    users.save()
+    assert _token(setup, "robot$ghost", "ghost-pw") == 401
+    assert _token(setup, "alice", "alice-pw") == 200
+
+
+def test_an_unreadable_robots_file_refuses_robots_and_nobody_else(setup, robots_file, capsys):
+    (setup["dir"] / "robots.json").write_text("{broken")
+    assert _token(setup, "robot$ci", ROBOT_SECRET) == 401
+    assert _token(setup, "alice", "alice-pw") == 200
+    assert "robots: %s cannot be read" % (setup["dir"] / "robots.json") in capsys.readouterr().err
+
+
+def test_a_robot_lists_only_what_its_rules_let_it_pull(setup, registry):
+    planned = robots.plan(
+        {},
+        [
+            {
+                "name": "lister",
+                "secret": ROBOT_SECRET,
+                "expires": "never",
+                "access": [{"repository": "alice/*", "actions": ["pull"]}],
+            }
+        ],
+        "robot$",
+        4,
+    )[0]
+    (setup["dir"] / "robots.json").write_text(robots.render(planned))
+    _configure(setup, robots=str(setup["dir"] / "robots.json"), robot_prefix="robot$")
+    answer = call(setup["app"], path="/token/catalog", user="robot$lister", password=ROBOT_SECRET)
+    assert answer["status"] == 200, answer
+    assert answer["body"]["repositories"] == ["alice/app", "alice/tools"]

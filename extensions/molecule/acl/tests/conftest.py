@@ -3,11 +3,13 @@ browser's way to the web front (the fixtures every scenario shares: ../../confte
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import jwt
 import pytest
-from registry_helpers import container_address
+from registry_helpers import container_address, http
 
 ARTIFACTS = Path(os.environ.get("PRIVREG_ARTIFACTS", "artifacts"))
 REGISTRY = "registry:5000"
@@ -21,6 +23,27 @@ PASSWORDS = {
     "carol": "molecule-carol-pw",
     "root-admin": "molecule-admin-pw",
 }
+
+# The directory's people (tests/lab/slapd-setup.sh) and the robots of molecule.yml.
+DIRECTORY = {"dave": "dave-ldap-pw", "erin": "erin-ldap-pw", "alice": "alice-ldap-pw"}
+ROBOT_SECRETS = {
+    "robot$ci": "molecule robot: ci $ecret",
+    "robot$expired": "molecule robot: expired one",
+}
+
+
+def ask(host, user, password, *scopes):
+    """A token request to the registry's realm from `host`: http()'s answer."""
+    query = "service=%s" % SERVICE + "".join("&scope=%s" % scope for scope in scopes)
+    return http(host, REALM + "?" + query, user, password)
+
+
+def granted(answer):
+    """(type, name) -> the actions the token grants."""
+    assert answer["status"] == 200, answer
+    token = json.loads(answer["body"])["token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return {(item["type"], item["name"]): sorted(item["actions"]) for item in claims["access"]}
 
 
 @pytest.fixture(scope="module")

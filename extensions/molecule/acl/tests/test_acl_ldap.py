@@ -10,12 +10,21 @@ import json
 import re
 import time
 
-import jwt
 import pytest
-from conftest import ARTIFACTS, PASSWORDS, REALM, REGISTRY, SERVICE, TOKEN_LOAD
-from registry_helpers import http, test_host, unique_image
+from conftest import (
+    ARTIFACTS,
+    DIRECTORY,
+    PASSWORDS,
+    REALM,
+    REGISTRY,
+    ROBOT_SECRETS,
+    SERVICE,
+    TOKEN_LOAD,
+    ask,
+    granted,
+)
+from registry_helpers import test_host, unique_image
 
-DIRECTORY = {"dave": "dave-ldap-pw", "erin": "erin-ldap-pw", "alice": "alice-ldap-pw"}
 SEARCH_PASSWORD = "search pw: ldap $ecret"
 TOKEN_DIR = "/opt/registry/token"
 
@@ -30,19 +39,6 @@ def caller():
     """Asks for tokens from a host of its own: the other files' failed logins from client-a
     count against client-a's address."""
     return test_host("podman-client")
-
-
-def ask(host, user, password, *scopes):
-    query = "service=%s" % SERVICE + "".join("&scope=%s" % scope for scope in scopes)
-    return http(host, REALM + "?" + query, user, password)
-
-
-def granted(answer):
-    """(type, name) -> the actions the token grants."""
-    assert answer["status"] == 200, answer
-    token = json.loads(answer["body"])["token"]
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return {(item["type"], item["name"]): sorted(item["actions"]) for item in claims["access"]}
 
 
 def test_a_directory_admin_gets_the_admins_rights(caller):
@@ -73,6 +69,14 @@ def test_wrong_passwords_unknown_names_and_filter_characters_get_401(caller):
     assert ask(caller, "nobody", DIRECTORY["dave"])["status"] == 401
     # Unescaped, "d*" would find dave alone and his password would let it in.
     assert ask(caller, "d*", DIRECTORY["dave"])["status"] == 401
+
+
+def test_a_disabled_person_cannot_sign_in_and_a_nested_group_does_not_count(caller):
+    # frank (registry-readers) is locked in the directory (ppolicy); grace is in
+    # registry-ops, itself a member of registry-admins: not an admin.
+    assert ask(caller, "frank", "frank-ldap-pw")["status"] == 401
+    scope = "repository:team/app:pull,push,delete"
+    assert granted(ask(caller, "grace", "grace-ldap-pw", scope))[("repository", "team/app")] == []
 
 
 def test_a_local_account_wins_a_name_clash_with_the_directory(caller):
@@ -110,6 +114,7 @@ def test_with_the_directory_down_its_people_get_503_and_local_accounts_still_wor
         assert down["status"] == 503, down
         assert "directory" in down["body"]
         assert ask(caller, "alice", PASSWORDS["alice"])["status"] == 200
+        assert ask(caller, "robot$ci", ROBOT_SECRETS["robot$ci"])["status"] == 200
         journal = server.check_output(
             "journalctl -u registry-token --since '-5 min' --no-pager -o cat"
         )

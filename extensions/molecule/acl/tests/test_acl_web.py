@@ -9,7 +9,16 @@ import json
 import re
 
 import pytest
-from conftest import ARTIFACTS, FRONT, PASSWORDS, REGISTRY, SERVICE, docker_as
+from conftest import (
+    ARTIFACTS,
+    DIRECTORY,
+    FRONT,
+    PASSWORDS,
+    REGISTRY,
+    ROBOT_SECRETS,
+    SERVICE,
+    docker_as,
+)
 from playwright.sync_api import expect
 from registry_helpers import http, lower_keys, test_host, unique_image
 
@@ -22,13 +31,14 @@ SCREENSHOTS = ARTIFACTS / "acl-web"
 
 @pytest.fixture(scope="module")
 def images(client):
-    """alice/web (alice's), bob/web (bob's) and public/web (an admin's), pushed to the
-    registry directly; tag by repository."""
+    """alice/web (alice's), bob/web (bob's), public/web and team/web (an admin's), pushed
+    to the registry directly; tag by repository."""
     tags = {}
     for user, repository in (
         ("alice", "alice/web"),
         ("bob", "bob/web"),
         ("root-admin", "public/web"),
+        ("root-admin", "team/web"),
     ):
         reference, tag = unique_image(client, "%s/%s" % (REGISTRY, repository))
         pushed = docker_as(client, user, "push %s", reference)
@@ -174,6 +184,27 @@ def test_a_repository_alice_may_not_pull_is_refused_by_address(page, images):
     page.goto(UI + "#/repo/bob%2Fweb")
     expect(page.locator("#error")).to_contain_text("may not pull bob/web")
     shot(page, "04-alice-refused-bob")
+
+
+def test_a_directory_admin_signs_in_and_has_the_delete_control(page, images):
+    # dave is no local user: the directory checks his password, its group makes him admin.
+    sign_in(page, "dave", DIRECTORY["dave"])
+    assert {"alice/web", "bob/web", "public/web", "team/web"} <= set(listed(page))
+    page.goto(UI + "#/repo/team%%2Fweb/tag/%s" % images["team/web"])
+    expect(page.locator("#delete-tag")).to_be_visible()
+    shot(page, "05-directory-admin-with-delete")
+
+
+def test_a_robot_sees_its_scope_and_no_delete_control_without_delete(page, images):
+    # robot$ci may pull and push team/*, nothing else, and never delete.
+    sign_in(page, "robot$ci", ROBOT_SECRETS["robot$ci"])
+    names = listed(page)
+    assert "team/web" in names, names
+    assert all(name.startswith("team/") for name in names), names
+    page.goto(UI + "#/repo/team%%2Fweb/tag/%s" % images["team/web"])
+    expect(page.locator("#detail-digest")).to_be_visible()
+    expect(page.locator("#delete-tag")).to_have_count(0)
+    shot(page, "06-robot-without-delete")
 
 
 def test_a_wrong_password_is_refused_in_the_form(page):
