@@ -24,6 +24,15 @@ PASSWORDS = {
     "root-admin": "molecule-admin-pw",
 }
 
+# The token settings the registry has after test_acl.py's last test (key 3 signs, key 2
+# revoked, 9 threads): a later converge passes them too, or it rotates the key again and
+# restarts the service for its unit.
+AFTER_ROTATION = {
+    "registry_token_signing_key_id": "3",
+    "registry_token_threads": 9,
+    "registry_token_revoked_key_ids": ["2"],
+}
+
 # The directory's people (tests/lab/slapd-setup.sh) and the robots of molecule.yml.
 DIRECTORY = {"dave": "dave-ldap-pw", "erin": "erin-ldap-pw", "alice": "alice-ldap-pw"}
 ROBOT_SECRETS = {

@@ -16,6 +16,7 @@ import time
 import jwt
 import pytest
 from conftest import (
+    AFTER_ROTATION,
     ARTIFACTS,
     ISSUER,
     PASSWORDS,
@@ -394,12 +395,7 @@ def test_a_rotation_fails_no_pull_and_a_revoked_key_is_refused_at_once(server, c
     # The old key leaves at the first converge after its tokens can no longer be valid;
     # a revoked key leaves at once.
     time.sleep(max(0.0, 125 - (time.monotonic() - rotated_at)))
-    revocation = {
-        "registry_token_signing_key_id": "3",
-        "registry_token_threads": 9,
-        "registry_token_revoked_key_ids": ["2"],
-    }
-    rc, out = converge("--limit", "registry", "-e", json.dumps(revocation))
+    rc, out = converge("--limit", "registry", "-e", json.dumps(AFTER_ROTATION))
     assert rc == 0, out[-3000:]
     assert len(_bundle_subjects(server)) == 1
     for gone in ("1.key", "1.crt", "2.key", "2.crt"):

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import REGISTRY, ask, granted
+from conftest import AFTER_ROTATION, REGISTRY, ask, granted
 from conftest import ROBOT_SECRETS as SECRETS
 from registry_helpers import converge, leaked, test_host, unique_image
 
@@ -113,7 +113,12 @@ def test_robot_changes_apply_at_the_next_sign_in_and_no_secret_is_printed(caller
     ]
     pid = server.check_output("systemctl show -p MainPID --value registry-token")
     rc, output = converge(
-        "--limit", "registry", "-vvv", "--diff", "-e", json.dumps({"registry_token_robots": robots})
+        "--limit",
+        "registry",
+        "-vvv",
+        "--diff",
+        "-e",
+        json.dumps(dict(AFTER_ROTATION, registry_token_robots=robots)),
     )
     assert rc == 0, output[-3000:]
     assert "robot$made" in output  # the diff names the robot removed
