@@ -2,9 +2,11 @@
 
 One run, the same hosts, each figure beside its yardstick:
 - data path: a blob of N MiB (random, a new one per upload) uploaded from client1 and
-  downloaded on client2 through a bare registry (the deployment's image, plain HTTP, no
-  auth, port 5002 on the registry host), the deployment (:5000, TLS and login) and the web
-  front (:443); medians of several rounds, interleaved, and the ratios to the bare one.
+  downloaded on client2 through the registry run by hand (the yardstick: the deployment's
+  image started with `docker run` as the owner's notes do, with the deployment's own
+  certificate, key and htpasswd file, port 5003), the deployment (:5000, TLS and login),
+  the web front (:443) and a bare registry (plain HTTP, no auth, port 5002: the price of
+  security, not a target); medians of several rounds, interleaved, and the ratios.
   The blob API is driven directly (what docker push/pull do once compressed), so gzip and
   layer extraction on the clients do not hide the path's own cost;
 - a fresh lab: the hosts recreated and the first run of site.yml timed;
@@ -34,12 +36,15 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab"
 SERVER, CLIENT1, CLIENT2 = "privreg-lab-registry", "privreg-lab-client1", "privreg-lab-client2"
 USER, PASSWORD = "lab", "lab-password-not-secret"  # the lab's throwaway login
-BARE_PORT = 5002
+BARE_PORT, BY_HAND_PORT = 5002, 5003
 ENDPOINTS = {
-    "bare": "http://registry.lab:%d" % BARE_PORT,
+    "by_hand": "https://registry.lab:%d" % BY_HAND_PORT,
     "deployment": "https://registry.lab:5000",
     "front": "https://registry.lab",
+    "bare": "http://registry.lab:%d" % BARE_PORT,
 }
+# The deployment's files the registry run by hand is given (registry_server's layout).
+DEPLOYED_CERTS, DEPLOYED_HTPASSWD = "/opt/registry/certs", "/opt/registry/security/htpasswd"
 
 # On a client: upload (PATCH streamed in 1 MiB chunks, then PUT with the digest, as docker
 # does) or download one blob, timing only the transfer. Prints JSON.
@@ -152,27 +157,54 @@ def fresh_lab():
 # --- data path --------------------------------------------------------------------------
 
 
-def start_bare_registry():
+# The registry the owner's notes run by hand: `docker run` of the same image with the
+# certificate, key and htpasswd file the deployment uses (the same bcrypt cost), nothing else.
+_BY_HAND = [
+    "--publish", "%d:5000" % BY_HAND_PORT,
+    "--volume", "%s:/certs:ro" % DEPLOYED_CERTS,
+    "--volume", "%s:/auth/htpasswd:ro" % DEPLOYED_HTPASSWD,
+    "--env", "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/server.crt",
+    "--env", "REGISTRY_HTTP_TLS_KEY=/certs/server.key",
+    "--env", "REGISTRY_AUTH=htpasswd",
+    "--env", "REGISTRY_AUTH_HTPASSWD_REALM=Registry Realm",
+    "--env", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd",
+]  # fmt: skip
+_ANSWERS = r"""
+import ssl, sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1] + "/v2/", context=ssl.create_default_context())
+except urllib.error.HTTPError as error:
+    sys.exit(0 if error.code == 401 else 1)
+"""
+
+
+def start_yardstick_registries():
+    """The bare registry and the one run by hand, each on a volume of its own; returns the
+    image (the deployment's)."""
     image = dexec(SERVER, "docker", "inspect", "-f", "{{.Config.Image}}", "registry").strip()
-    stop_bare_registry()  # one an interrupted run left behind
-    dexec(
-        SERVER,
-        "docker", "run", "--detach", "--name", "bench-bare", "--publish", "%d:5000" % BARE_PORT,
-        "--env", "OTEL_TRACES_EXPORTER=none",
-        "--volume", "/opt/bench-bare:/var/lib/registry", image,
-    )  # fmt: skip
-    for _attempt in range(30):
-        probe = run(["docker", "exec", CLIENT1, "python3", "-c",
-                     "import urllib.request; urllib.request.urlopen('%s/v2/')" % ENDPOINTS["bare"]],
-                    check=False)  # fmt: skip
-        if probe.returncode == 0:
-            return image
-        time.sleep(1)
-    sys.exit("the bare registry did not answer")
+    stop_yardstick_registries()  # what an interrupted run left behind
+    for name, options in (("bare", ["--publish", "%d:5000" % BARE_PORT]), ("by-hand", _BY_HAND)):
+        dexec(
+            SERVER,
+            "docker", "run", "--detach", "--name", "bench-%s" % name,
+            "--env", "OTEL_TRACES_EXPORTER=none",
+            "--volume", "/opt/bench-%s:/var/lib/registry" % name, *options, image,
+        )  # fmt: skip
+    for endpoint in ("bare", "by_hand"):
+        for _attempt in range(30):
+            probe = run(["docker", "exec", CLIENT1, "python3", "-c", _ANSWERS,
+                         ENDPOINTS[endpoint]], check=False)  # fmt: skip
+            if probe.returncode == 0:
+                break
+            time.sleep(1)
+        else:
+            sys.exit("the %s registry did not answer" % endpoint)
+    return image
 
 
-def stop_bare_registry():
-    dexec(SERVER, "sh", "-c", "docker rm -f bench-bare >/dev/null 2>&1; rm -rf /opt/bench-bare")
+def stop_yardstick_registries():
+    dexec(SERVER, "sh", "-c", "docker rm -f bench-bare bench-by-hand >/dev/null 2>&1; "
+          "rm -rf /opt/bench-bare /opt/bench-by-hand")  # fmt: skip
 
 
 def write_random_data(size_mib):
@@ -182,17 +214,39 @@ def write_random_data(size_mib):
 
 def add_medians_and_ratios(results, kinds):
     """For each path and kind (upload, pull, ...): the median of its rounds and its speed
-    relative to the bare registry (1.0 is as fast, 0.5 half as fast)."""
-    bare = results["bare"]
+    relative to the registry run by hand (the yardstick), to the bare registry and, for the
+    front, to the deployment it fronts (1.0 is as fast, 0.5 half as fast)."""
     for figures in results.values():
         for kind in kinds:
             figures["%s_median_s" % kind] = median(figures["%s_s" % kind])
-            figures["%s_vs_bare" % kind] = round(
-                median(bare["%s_s" % kind]) / figures["%s_median_s" % kind], 3
-            )
+    for figures in results.values():
+        for kind in kinds:
+            for other in ("by_hand", "bare"):
+                figures["%s_vs_%s" % (kind, other)] = round(
+                    results[other]["%s_median_s" % kind] / figures["%s_median_s" % kind], 3
+                )
+    for kind in kinds:
+        results["front"]["%s_vs_deployment" % kind] = round(
+            results["deployment"]["%s_median_s" % kind] / results["front"]["%s_median_s" % kind], 3
+        )
+        # Round by round (the paths run one after another in each round, so a slow moment of
+        # the machine weighs on both): the spread says whether 0.95 and 1.0 can be told apart.
+        for path, yardstick in (("deployment", "by_hand"), ("front", "deployment")):
+            paired = [
+                yard / own
+                for yard, own in zip(
+                    results[yardstick]["%s_s" % kind], results[path]["%s_s" % kind]
+                )
+            ]
+            results[path]["%s_vs_%s_by_round" % (kind, yardstick)] = {
+                "median": median(paired),
+                "min": round(min(paired), 3),
+                "max": round(max(paired), 3),
+            }
 
 
 def transfer(container, mode, endpoint, arg):
+    # Only the bare registry takes requests without a login.
     user, password = ("", "") if endpoint == "bare" else (USER, PASSWORD)
     out = dexec(container, "python3", "-c", _TRANSFER, mode, ENDPOINTS[endpoint],
                 "bench/blob", user, password, str(arg))  # fmt: skip
@@ -200,7 +254,7 @@ def transfer(container, mode, endpoint, arg):
 
 
 def data_path(size_mib, rounds):
-    image = start_bare_registry()
+    image = start_yardstick_registries()
     write_random_data(size_mib)
     results = {name: {"upload_s": [], "download_s": []} for name in ENDPOINTS}
     try:
@@ -211,7 +265,7 @@ def data_path(size_mib, rounds):
                 results[name]["upload_s"].append(round(pushed["seconds"], 3))
                 results[name]["download_s"].append(round(pulled["seconds"], 3))
     finally:
-        stop_bare_registry()
+        stop_yardstick_registries()
         dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin")
     add_medians_and_ratios(results, ("upload", "download"))
     for figures in results.values():
@@ -222,8 +276,12 @@ def data_path(size_mib, rounds):
 
 # --- docker push / pull (issue 14's own method) -----------------------------------------
 
-DOCKER_REFS = {"bare": "registry.lab:%d" % BARE_PORT, "deployment": "registry.lab:5000",
-               "front": "registry.lab"}  # fmt: skip
+DOCKER_REFS = {"by_hand": "registry.lab:%d" % BY_HAND_PORT, "deployment": "registry.lab:5000",
+               "front": "registry.lab", "bare": "registry.lab:%d" % BARE_PORT}  # fmt: skip
+# On a client: trust the registry run by hand as an operator would (the CA in Docker's
+# certs.d for its host and port), or forget it again.
+_BY_HAND_CA = "/etc/docker/certs.d/registry.lab:%d" % BY_HAND_PORT
+_DEPLOYMENT_CA = "/etc/docker/certs.d/registry.lab:5000/ca.crt"
 
 # On a client: add or remove the bare registry in daemon.json's insecure-registries (the
 # role keeps registries it did not write; a file that held nothing else goes again) and
@@ -268,9 +326,13 @@ def docker_path(size_mib, rounds):
     """docker push of a one-layer image of size_mib random MiB from client1, docker pull on
     client2, through each path; a new layer each time (32 fresh bytes beside the data), so
     no push finds its layer already there and no pull its layer already local."""
-    image = start_bare_registry()
+    image = start_yardstick_registries()
     for client in (CLIENT1, CLIENT2):
         dexec(client, "python3", "-c", _PLAIN_HTTP, "present", DOCKER_REFS["bare"])
+        dexec(client, "sh", "-c", "mkdir -p %s && cp %s %s/"
+              % (_BY_HAND_CA, _DEPLOYMENT_CA, _BY_HAND_CA))  # fmt: skip
+        dexec(client, "sh", "-c", 'printf %s "$1" | docker login -u "$2" --password-stdin "$3" '
+              '>/dev/null', "-", PASSWORD, USER, DOCKER_REFS["by_hand"])  # fmt: skip
         dexec(client, "sh", "-c", 'printf %s "$1" | docker login -u "$2" --password-stdin '
               'registry.lab >/dev/null', "-", PASSWORD, USER)  # fmt: skip
     write_random_data(size_mib)
@@ -287,11 +349,13 @@ def docker_path(size_mib, rounds):
                 results[name]["pull_s"].append(round(timed(CLIENT2, "docker", "pull", ref), 3))
                 dexec(CLIENT2, "docker", "rmi", ref)
     finally:
-        stop_bare_registry()
+        stop_yardstick_registries()
         dexec(CLIENT1, "rm", "-f", "/var/tmp/bench.bin", "/var/tmp/bench.salt")
         for client in (CLIENT1, CLIENT2):
             dexec(client, "python3", "-c", _PLAIN_HTTP, "absent", DOCKER_REFS["bare"])
             dexec(client, "docker", "logout", "registry.lab")
+            dexec(client, "docker", "logout", DOCKER_REFS["by_hand"])
+            dexec(client, "rm", "-rf", _BY_HAND_CA)
     add_medians_and_ratios(results, ("push", "pull"))
     return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
 
