@@ -360,6 +360,64 @@ def docker_path(size_mib, rounds):
     return {"image": image, "size_mib": size_mib, "rounds": rounds, "paths": results}
 
 
+# --- token mode's first request (issue 32) ---------------------------------------------
+
+# Token mode for the step: one rule, every signed-in account may do everything.
+TOKEN_MODE = {
+    "registry_server_auth_mode": "token",
+    "registry_token_acl": [{"account": "*", "repository": "*", "actions": ["*"]}],
+}
+TOKEN_REALM = "https://registry.lab:5443/token"
+
+# On a client: `rounds` token requests as docker makes one (a new TLS connection, basic
+# credentials, one repository's pull scope); each one's seconds, as JSON.
+_TOKEN_REQUESTS = r"""
+import base64, json, ssl, sys, time, urllib.request
+url, user, password, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+seconds = []
+for _ in range(rounds):
+    started = time.monotonic()
+    request = urllib.request.Request(url, headers={"Authorization": auth})
+    with urllib.request.urlopen(request, context=ssl.create_default_context()) as answer:
+        assert json.load(answer)["token"]
+    seconds.append(time.monotonic() - started)
+print(json.dumps(seconds))
+"""
+
+
+def token_first_request(rounds):
+    """The lab converged into token mode: `docker pull` of a small image (one layer of 1
+    MiB, removed before each pull) on client2, and the token request such a pull makes
+    (one per repository and scope), timed apart on the same client; its share of the pull.
+    The lab is converged back to basic auth afterwards."""
+    playbook(str(ROOT / "site.yml"), "-e", json.dumps(TOKEN_MODE))
+    ref = "registry.lab:5000/bench/small:1"
+    pulls = []
+    try:
+        dexec(CLIENT1, "sh", "-c", "head -c 1M /dev/urandom >/var/tmp/small.bin && tar -C "
+              "/var/tmp -c small.bin | docker import - %s >/dev/null && docker push %s "
+              ">/dev/null" % (ref, ref))  # fmt: skip
+        for _round in range(rounds):
+            dexec(CLIENT2, "sh", "-c", "docker rmi %s >/dev/null 2>&1 || true" % ref)
+            pulls.append(round(timed(CLIENT2, "docker", "pull", ref), 3))
+        url = TOKEN_REALM + "?service=privreg-registry&scope=repository:bench/small:pull"
+        tokens = json.loads(dexec(CLIENT2, "python3", "-c", _TOKEN_REQUESTS, url, USER,
+                                  PASSWORD, str(rounds)))  # fmt: skip
+    finally:
+        dexec(CLIENT1, "sh", "-c", "rm -f /var/tmp/small.bin; docker rmi %s >/dev/null 2>&1 "
+              "|| true" % ref)  # fmt: skip
+        playbook(str(ROOT / "site.yml"))
+    tokens = [round(value, 4) for value in tokens]
+    return {
+        "pull_s": pulls,
+        "token_request_s": tokens,
+        "pull_median_s": median(pulls),
+        "token_request_median_s": median(tokens),
+        "token_share_of_pull": round(median(tokens) / median(pulls), 3),
+    }
+
+
 # --- converge ---------------------------------------------------------------------------
 
 
@@ -536,7 +594,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--tags", type=int, default=200)
-    step_names = ["lab", "data_path", "docker_path", "converge", "onboarding", "ui"]
+    step_names = ["lab", "data_path", "docker_path", "token", "converge", "onboarding", "ui"]
     parser.add_argument("--only", nargs="*", default=step_names)
     parser.add_argument(
         "--out",
@@ -553,6 +611,7 @@ def main():
         "lab": fresh_lab,
         "data_path": lambda: data_path(args.size_mib, args.rounds),
         "docker_path": lambda: docker_path(args.size_mib, args.rounds),
+        "token": lambda: token_first_request(max(args.rounds, 10)),
         "converge": lambda: converge(args.rounds),
         "onboarding": lambda: onboarding(args.clients),
         "ui": lambda: ui(args.tags, args.rounds),
