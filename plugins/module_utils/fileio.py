@@ -49,6 +49,18 @@ def file_mode(mode, default):
     return int(str(mode), 8)
 
 
+def keep_file(module, path, current, data, changed, mode):
+    """A module's file as planned: data written (atomically, 0600 until renamed) when changed
+    and not in check mode, then the file options and `mode` applied to it; whether anything
+    changed. `current` is the file's content before, None when it did not exist."""
+    changed = changed or current is None
+    if changed and not module.check_mode:
+        atomic_write(path, data, 0o600)
+    if current is not None or not module.check_mode:
+        changed = ensure_attributes(module, path, mode, changed)
+    return changed
+
+
 def ensure_attributes(module, path, mode, changed=False):
     """Apply the module's file options (owner, group, SELinux, attributes) and `mode` to an
     existing file; return whether anything changed."""

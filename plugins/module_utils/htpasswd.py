@@ -13,11 +13,7 @@ import re
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
-    atomic_write,
-    ensure_attributes,
-    read_bytes,
-)
+from ansible_collections.privreg.registry.plugins.module_utils.fileio import keep_file, read_bytes
 from ansible_collections.privreg.registry.plugins.module_utils.module_support import Dependency
 from ansible_collections.privreg.registry.plugins.module_utils.validation import text_line
 
@@ -122,6 +118,13 @@ def validate_users(users):
         )
 
 
+def cost_problem(cost):
+    """Why a bcrypt cost is unusable, or None."""
+    if not 4 <= cost <= 31:
+        return "cost must be between 4 and 31 (bcrypt's range); 10 is a good value"
+    return None
+
+
 def hash_password(password, cost):
     return _bcrypt.using(rounds=cost, ident=BCRYPT_IDENT).hash(password)
 
@@ -182,20 +185,21 @@ class HtpasswdFile:
 
     def run(self):
         p = self.params
-        if not 4 <= p["cost"] <= 31:
-            raise HtpasswdError(
-                "cost must be between 4 and 31 (bcrypt's range); 10 is a good value"
-            )
+        if cost_problem(p["cost"]):
+            raise HtpasswdError(cost_problem(p["cost"]))
         current = read_bytes(p["path"])
         entries = parse(to_text(current or b""))
         new, added, updated, removed = plan(entries, p["users"], p["exclusive"], p["cost"])
         self._warn_foreign(new)
 
-        changed = bool(added or updated or removed) or current is None
-        if changed and not self.module.check_mode:
-            atomic_write(p["path"], to_bytes(render(new)), 0o600)
-        if current is not None or not self.module.check_mode:
-            changed = ensure_attributes(self.module, p["path"], p["mode"] or DEFAULT_MODE, changed)
+        changed = keep_file(
+            self.module,
+            p["path"],
+            current,
+            to_bytes(render(new)),
+            bool(added or updated or removed),
+            p["mode"] or DEFAULT_MODE,
+        )
 
         result = dict(
             changed=changed,

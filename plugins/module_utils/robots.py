@@ -21,14 +21,11 @@ import re
 
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.privreg.registry.plugins.module_utils.fileio import (
-    atomic_write,
-    ensure_attributes,
-    read_bytes,
-)
+from ansible_collections.privreg.registry.plugins.module_utils.fileio import keep_file, read_bytes
 from ansible_collections.privreg.registry.plugins.module_utils.htpasswd import (
     PASSLIB,
     bcrypt_cost,
+    cost_problem,
     hash_password,
     verify_password,
 )
@@ -304,8 +301,8 @@ class RobotsFile:
 
     def run(self):
         p = self.params
-        if not 4 <= p["cost"] <= 31:
-            raise RobotsError("cost must be between 4 and 31 (bcrypt's range); 10 is a good value")
+        if cost_problem(p["cost"]):
+            raise RobotsError(cost_problem(p["cost"]))
         current_bytes = read_bytes(p["path"])
         try:
             current = parse(to_text(current_bytes or b""))
@@ -314,11 +311,14 @@ class RobotsFile:
                 "%s is not a robots file the service wrote: %s" % (p["path"], exc)
             ) from exc
         new, added, updated, removed, rehashed = plan(current, p["robots"], p["prefix"], p["cost"])
-        changed = bool(added or updated or removed) or current_bytes is None
-        if changed and not self.module.check_mode:
-            atomic_write(p["path"], to_bytes(render(new)), 0o600)
-        if current_bytes is not None or not self.module.check_mode:
-            changed = ensure_attributes(self.module, p["path"], p["mode"] or DEFAULT_MODE, changed)
+        changed = keep_file(
+            self.module,
+            p["path"],
+            current_bytes,
+            to_bytes(render(new)),
+            bool(added or updated or removed),
+            p["mode"] or DEFAULT_MODE,
+        )
         result = dict(
             changed=changed,
             path=p["path"],

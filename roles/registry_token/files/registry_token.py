@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import contextlib
 import http.client
 import json
 import os
@@ -357,8 +356,7 @@ class TokenService:
             return False
         directory = self.directory()
         if directory is None:
-            with contextlib.suppress(ValueError):  # e.g. beyond bcrypt's 72 bytes
-                bcrypt.verify(password, self.dummy_hash())
+            self._check_hash(password, self.dummy_hash())
             return False
         groups = directory.authenticate(username, password)
         return False if groups is None else Login(groups, None)
